@@ -1,0 +1,5 @@
+import sys
+
+from saesteer.cli.main import main
+
+sys.exit(main())

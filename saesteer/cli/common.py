@@ -1,0 +1,32 @@
+"""Shared CLI helpers: argument parsing of lists, and the rich console."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from saesteer.errors import ConfigError
+
+console = Console()
+
+
+def float_list(text: str) -> list[float]:
+    """Parse "-4,0,4" into floats."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def int_list(text: str) -> list[int]:
+    """Parse "6,8,10" into ints."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def require(value: object, flag: str) -> None:
+    if value in (None, "", []):
+        raise ConfigError(f"Missing {flag}. Fix: pass {flag} (see --help).")

@@ -1,0 +1,50 @@
+"""Entry point: ``saesteer <command> ...`` (also ``python -m saesteer``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from saesteer.cli import evaluate, generate, store, train
+from saesteer.cli.common import console
+from saesteer.errors import SaesteerError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saesteer",
+        description="Steer language models through SAE features and contrastive vectors.",
+        epilog="start here: saesteer quickstart   (fits, stores and compares a sentiment vector)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    quick = commands.add_parser("quickstart", help="the main job on embedded defaults (bundled model and data)")
+    quick.add_argument("--out", default="runs/quickstart", help="output directory (store, results, plot)")
+    quick.add_argument("--model", default=None, help="model (default: smollm2-135m-instruct)")
+    quick.add_argument("--layer", type=int, default=8)
+    quick.set_defaults(run=_run_quickstart)
+    train.add_parser(commands)
+    generate.add_parser(commands)
+    evaluate.add_parser(commands)
+    store.add_parser(commands)
+    return parser
+
+
+def _run_quickstart(args: argparse.Namespace) -> None:
+    from saesteer.models.bundled import DEFAULT_MODEL
+    from saesteer.quickstart import run_quickstart
+
+    run_quickstart(args.out, model_name=args.model or DEFAULT_MODEL, layer=args.layer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except SaesteerError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

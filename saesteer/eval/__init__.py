@@ -1,0 +1,1 @@
+"""Evaluation: scorers, fluency proxies and the CAA A/B protocol."""

@@ -1,0 +1,76 @@
+"""Locate decoder layers and sizes across architectures (Llama, Gemma2/3, Qwen2, Mistral, GPT-2, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from saesteer.errors import LayerError, UnknownArchitectureError
+
+# Attribute paths to the decoder-layer ModuleList, most common first.
+_LAYER_PATHS = (
+    "model.layers",  # Llama, Mistral, Qwen2, Gemma, Gemma2, Gemma3 (text)
+    "model.language_model.layers",  # Gemma3 multimodal wrapper
+    "transformer.h",  # GPT-2, GPT-J, Falcon
+    "gpt_neox.layers",  # Pythia / GPT-NeoX
+    "model.decoder.layers",  # OPT
+    "layers",  # a bare decoder model
+)
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def text_config(model: Any) -> Any:
+    config = model.config
+    return getattr(config, "text_config", None) or config
+
+
+def decoder_layers(model: Any) -> nn.ModuleList:
+    """The model's decoder blocks, in order."""
+    expected = getattr(text_config(model), "num_hidden_layers", None) or getattr(text_config(model), "n_layer", None)
+    for path in _LAYER_PATHS:
+        layers = _get_path(model, path)
+        if isinstance(layers, nn.ModuleList) and (expected is None or len(layers) == expected):
+            return layers
+    candidates = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == expected]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise UnknownArchitectureError(
+        f"Cannot find the decoder layers of {type(model).__name__}: none of {', '.join(_LAYER_PATHS)} "
+        f"is a ModuleList of {expected} blocks. Fix: use a Llama/Gemma/Qwen2/Mistral/GPT-2-style model "
+        "or open an issue with the model's module tree (print(model))."
+    )
+
+
+def num_layers(model: Any) -> int:
+    return len(decoder_layers(model))
+
+
+def hidden_size(model: Any) -> int:
+    config = text_config(model)
+    size = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
+    if size is None:
+        raise UnknownArchitectureError(
+            f"{type(model).__name__}'s config has no hidden_size/n_embd. Fix: set config.hidden_size."
+        )
+    return int(size)
+
+
+def check_layer(model: Any, layer: int) -> int:
+    """Validate a layer index (negative indices count from the end) and return it as non-negative."""
+    count = num_layers(model)
+    if not isinstance(layer, int) or isinstance(layer, bool):
+        raise LayerError(f"Layer must be an int, got {layer!r}. Fix: pass an index in 0..{count - 1}.")
+    if not -count <= layer < count:
+        raise LayerError(
+            f"Layer {layer} is out of range: {type(model).__name__} has {count} decoder layers. "
+            f"Fix: pass a layer in 0..{count - 1} (or -{count}..-1 from the end)."
+        )
+    return layer % count

@@ -1,0 +1,160 @@
+"""Position policies: which tokens of a prompt, and whether generated tokens, an intervention touches.
+
+A policy sees the prompt once (the first forward call of a ``generate``, or a plain forward call)
+and returns a (batch, prompt_len) bool mask over prompt tokens; ``steers_generated`` says whether
+every later token (KV-cache decode steps) is touched too. Padding is read from the attention mask,
+so left padding never shifts positions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from saesteer.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    """What the runtime knows about the prompt of the current generation."""
+
+    input_ids: Tensor | None  # (B, P), None when the caller passed inputs_embeds
+    valid: Tensor  # (B, P) bool, False on padding
+    end_markers: tuple[tuple[int, ...], ...]  # token sequences that end an instruction (end of turn)
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.valid.sum(dim=1)
+
+
+@dataclass(frozen=True)
+class AllTokens:
+    """Every non-padding token, prompt and generated."""
+
+    name: str = "all"
+    steers_generated: bool = True
+
+    def prompt_mask(self, prompt: PromptInfo) -> Tensor:
+        return prompt.valid
+
+
+@dataclass(frozen=True)
+class AfterInstruction:
+    """CAA: every token after the end of the instruction, generated tokens included.
+
+    The instruction ends at the last occurrence of an end marker (default: the model's end-of-turn /
+    eos tokens, which close the user turn in a chat-formatted prompt). A row with no marker is all
+    instruction, so only its generated tokens are steered (as in CAA with a prompt ending at [/INST]).
+    """
+
+    end_markers: tuple[tuple[int, ...], ...] | None = None
+    name: str = "after_prompt"
+    steers_generated: bool = True
+
+    def prompt_mask(self, prompt: PromptInfo) -> Tensor:
+        markers = self.end_markers if self.end_markers is not None else prompt.end_markers
+        if prompt.input_ids is None or not markers:
+            return torch.zeros_like(prompt.valid)
+        ids, valid = prompt.input_ids, prompt.valid
+        batch, length = ids.shape
+        last_end = torch.full((batch,), -1, dtype=torch.long, device=ids.device)
+        index = torch.arange(length, device=ids.device)
+        for marker in markers:
+            width = len(marker)
+            if width == 0 or width > length:
+                continue
+            windows = ids.unfold(1, width, 1)  # (B, P - width + 1, width)
+            hit = (windows == torch.tensor(marker, device=ids.device)).all(-1)
+            hit &= valid.unfold(1, width, 1).all(-1)
+            ends = torch.where(hit, index[: hit.shape[1]] + width - 1, -1).max(dim=1).values
+            last_end = torch.maximum(last_end, ends)
+        return valid & (index[None, :] > last_end[:, None])
+
+
+@dataclass(frozen=True)
+class LastPromptAndGenerated:
+    """CorrSteer: the last prompt token and every generated token."""
+
+    name: str = "prompt_and_generated_last"
+    steers_generated: bool = True
+
+    def prompt_mask(self, prompt: PromptInfo) -> Tensor:
+        valid = prompt.valid
+        index = torch.arange(valid.shape[1], device=valid.device)
+        last = torch.where(valid, index, -1).max(dim=1).values
+        return valid & (index[None, :] == last[:, None])
+
+
+@dataclass(frozen=True)
+class PromptPrefixSuffix:
+    """PrOSV/CRH: the first ``p`` and last ``s`` prompt tokens, applied once at prefill.
+
+    Both are capped at the prompt length; if p + s exceeds it, s = length - p (PrOSV's rule).
+    """
+
+    prefix: int = 2
+    suffix: int = 2
+    name: str = "prompt_prefix_suffix"
+    steers_generated: bool = False
+
+    def __post_init__(self) -> None:
+        if self.prefix < 0 or self.suffix < 0:
+            raise ConfigError(
+                f"prompt_prefix_suffix needs p, s >= 0, got p={self.prefix}, s={self.suffix}. "
+                "Fix: pass non-negative counts, e.g. prompt_prefix_suffix(2, 2)."
+            )
+
+    def prompt_mask(self, prompt: PromptInfo) -> Tensor:
+        valid = prompt.valid
+        rank = valid.long().cumsum(dim=1) - 1  # 0-based index among valid tokens
+        lengths = prompt.lengths[:, None]
+        prefix = torch.clamp(torch.full_like(lengths, self.prefix), max=lengths)
+        suffix = torch.minimum(torch.full_like(lengths, self.suffix), lengths - prefix)
+        keep = (rank < prefix) | (rank >= lengths - suffix)
+        return valid & keep
+
+
+@dataclass(frozen=True)
+class GeneratedOnly:
+    """Only tokens produced by generation (KV-cache decode steps), never the prompt."""
+
+    name: str = "generated"
+    steers_generated: bool = True
+
+    def prompt_mask(self, prompt: PromptInfo) -> Tensor:
+        return torch.zeros_like(prompt.valid)
+
+
+PositionPolicy = AllTokens | AfterInstruction | LastPromptAndGenerated | PromptPrefixSuffix | GeneratedOnly
+
+_BY_NAME: dict[str, PositionPolicy] = {
+    "all": AllTokens(),
+    "after_prompt": AfterInstruction(),
+    "prompt_and_generated_last": LastPromptAndGenerated(),
+    "generated": GeneratedOnly(),
+}
+_PREFIX_SUFFIX = re.compile(r"^(?:prompt_prefix_suffix\((\d+),\s*(\d+)\)|f(\d+)\+l(\d+))$")
+
+
+def prompt_prefix_suffix(p: int = 2, s: int = 2) -> PromptPrefixSuffix:
+    return PromptPrefixSuffix(prefix=p, suffix=s)
+
+
+def parse_positions(spec: str | PositionPolicy) -> PositionPolicy:
+    """Accept a policy object or a name: all, after_prompt, prompt_and_generated_last, generated,
+    prompt_prefix_suffix(p,s) or its short form f{p}+l{s}."""
+    if not isinstance(spec, str):
+        return spec
+    if spec in _BY_NAME:
+        return _BY_NAME[spec]
+    match = _PREFIX_SUFFIX.match(spec.replace(" ", ""))
+    if match:
+        p, s = (int(x) for x in (match.group(1) or match.group(3), match.group(2) or match.group(4)))
+        return PromptPrefixSuffix(prefix=p, suffix=s)
+    raise ConfigError(
+        f"Unknown position policy {spec!r}. Fix: use one of {', '.join(_BY_NAME)}, "
+        "prompt_prefix_suffix(p,s) or f{p}+l{s}."
+    )
