@@ -10,7 +10,7 @@ from saesteer.cli.common import console, float_list
 
 EXAMPLE = """example:
   saesteer eval ab --model smollm2-135m-instruct --store runs/store --vector refusal-l15 \\
-      --data refusal_test_ab.json --multipliers -4,-2,0,2,4 --out runs/refusal_ab.json"""
+      --data refusal_test_ab.json --multipliers=-4,-2,0,2,4 --out runs/refusal_ab.json"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

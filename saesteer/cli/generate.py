@@ -8,7 +8,7 @@ from saesteer.cli.common import console, float_list
 
 EXAMPLE = """example:
   saesteer generate --model smollm2-135m-instruct --store runs/store \\
-      --vector sentiment-l8 --alpha -4,4 "How was your weekend?" "Describe your city."
+      --vector sentiment-l8 --alpha=-4,4 "How was your weekend?" "Describe your city."
 
 All alphas and prompts run as one batched generate call (per-row alphas)."""
 
@@ -24,7 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--model", required=True)
     gen.add_argument("--store", required=True)
     gen.add_argument("--vector", required=True, help="name of a stored vector")
-    gen.add_argument("--alpha", type=float_list, default=[4.0], help="multiplier(s), comma list")
+    gen.add_argument(
+        "--alpha", type=float_list, default=[4.0], help="multiplier(s), comma list; negative: --alpha=-4,4"
+    )
     gen.add_argument("--positions", default=None, help="policy (default: the vector's own, e.g. after_prompt)")
     gen.add_argument("--max-new-tokens", type=int, default=40)
     gen.set_defaults(run=run_generate)

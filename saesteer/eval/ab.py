@@ -83,7 +83,7 @@ def evaluate_ab(
         for row, (_, i) in enumerate(chunk):
             _, match_id, other_id = decisions[i]
             probs.append(float(p[row, match_id] / (p[row, match_id] + p[row, other_id])))
-    records = [
+    records: list[dict[str, Any]] = [
         {"multiplier": float(m), "item": i, "p_matching": pm, "matching": items[i].matching}
         for (m, i), pm in zip(rows, probs, strict=True)
     ]

@@ -38,14 +38,14 @@ def load_model(
     source = str(directory) if directory is not None else str(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise ModelNotFoundError(
             f"Could not load model {name_or_path!r}: {exc}. Fix: pass a bundled alias "
             f"({', '.join(BUNDLED)}), a .gguf file, a local HF directory, or a hub name while online."
         ) from exc
     prepare_tokenizer(tokenizer)
-    model.saesteer_model_id = str(name_or_path)
+    setattr(model, "saesteer_model_id", str(name_or_path))  # noqa: B010 (nn.Module attribute)
     if device is not None:
         model.to(device)
     model.eval()
@@ -105,7 +105,7 @@ def converted_gguf_dir(gguf_path: Path) -> Path:
 
     folder, filename = str(gguf_path.parent), gguf_path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained until its quantizer bookkeeping is dropped.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -15,8 +15,12 @@ from saesteer.errors import VectorError
 class Operator(Protocol):
     """Maps hidden states ``h`` (B, T, d) to edited states; ``mask`` (B, T) bool or None (all)."""
 
-    width: int
-    rows: int | None  # per-row operators fix the batch size; None = any batch
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def rows(self) -> int | None:
+        """Batch rows the operator is fixed to (per-row vectors/alphas); None = any batch."""
 
     def apply(self, hidden: Tensor, mask: Tensor | None) -> Tensor: ...
 

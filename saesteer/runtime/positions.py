@@ -71,7 +71,7 @@ class AfterInstruction:
             hit &= valid.unfold(1, width, 1).all(-1)
             ends = torch.where(hit, index[: hit.shape[1]] + width - 1, -1).max(dim=1).values
             last_end = torch.maximum(last_end, ends)
-        return valid & (index[None, :] > last_end[:, None])
+        return valid & (index[None, :] > last_end[:, None]) & (last_end[:, None] >= 0)
 
 
 @dataclass(frozen=True)

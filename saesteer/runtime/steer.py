@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from saesteer.errors import ConfigError, VectorError
 from saesteer.models.layers import check_layer, decoder_layers, hidden_size
 from saesteer.runtime.intervention import HookPoint, Intervention
-from saesteer.runtime.operators import AddVector
+from saesteer.runtime.operators import AddVector, as_vectors
 from saesteer.runtime.positions import PositionPolicy
 from saesteer.runtime.tracker import StepTracker, decoder_owner, end_of_turn_markers
 
@@ -41,7 +41,7 @@ def build_interventions(
         items = [
             Intervention(
                 layer=layer,
-                operator=AddVector(what, alpha),
+                operator=AddVector(as_vectors(what), alpha),
                 positions=positions or "all",
                 hook_point=hook_point or "resid_post",
             )

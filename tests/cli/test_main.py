@@ -1,0 +1,96 @@
+"""The CLI end to end on the real model: train caa, store ls/show, generate, eval ab, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from saesteer.cli.main import build_parser, main
+from saesteer.data import sample_path
+
+
+@pytest.mark.parametrize("argv", [["train", "caa", "--help"], ["generate", "--help"], ["eval", "ab", "--help"]])
+def test_help_shows_an_example(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 0
+    assert "example:" in capsys.readouterr().out
+
+
+def test_train_generate_and_inspect(tmp_path, capsys, smollm2):
+    store = str(tmp_path / "store")
+    data = str(sample_path("sentiment/pairs.jsonl"))
+    assert (
+        main(
+            [
+                "train",
+                "caa",
+                "--model",
+                "smollm2-135m-instruct",
+                "--data",
+                data,
+                "--layer",
+                "8",
+                "--store",
+                store,
+                "--name",
+                "sent",
+            ]
+        )
+        == 0
+    )
+    assert "stored sent" in capsys.readouterr().out
+    assert main(["store", "--store", store, "ls"]) == 0
+    assert "sent" in capsys.readouterr().out
+    assert main(["store", "--store", store, "show", "sent"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["layer"] == 8 and shown["method"] == "caa" and shown["model_id"] == "smollm2-135m-instruct"
+    assert len(shown["data_hash"]) == 16 and len(shown["model_fingerprint"]) == 16
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "smollm2-135m-instruct",
+                "--store",
+                store,
+                "--vector",
+                "sent",
+                "--alpha=-4,4",
+                "--max-new-tokens",
+                "6",
+                "How was your weekend?",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "unsteered" in out and "alpha +4" in out and "alpha -4" in out
+
+
+def test_errors_are_one_line_with_a_fix(tmp_path, capsys):
+    code = main(["generate", "--model", "smollm2-135m-instruct", "--store", str(tmp_path), "--vector", "nope", "hi"])
+    assert code == 2
+    out = capsys.readouterr().out
+    assert "error:" in out and "Fix:" in out and "Traceback" not in out
+    assert (
+        main(
+            [
+                "train",
+                "caa",
+                "--model",
+                "no-such-model",
+                "--data",
+                "x.json",
+                "--layer",
+                "1",
+                "--store",
+                str(tmp_path),
+                "--name",
+                "n",
+            ]
+        )
+        == 2
+    )
+    assert "Unknown model" in capsys.readouterr().out

@@ -1,0 +1,37 @@
+"""Shared fixtures: the real bundled model, loaded once per test session."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from saesteer.data import sample_path
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> tuple[Any, Any]:
+    """(model, tokenizer) of the real SmolLM2-135M-Instruct (GGUF converted once, then cached)."""
+    from saesteer.models import load_model
+
+    torch.manual_seed(0)
+    return load_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def sentiment_prompts() -> list[str]:
+    return list(json.loads(sample_path("sentiment/prompts.json").read_text()))
+
+
+def chat_batch(tokenizer: Any, prompts: list[str]) -> dict[str, torch.Tensor]:
+    """Left-padded chat-formatted batch."""
+    from saesteer.data.chat import chat_prompt, encode
+
+    return dict(encode(tokenizer, [chat_prompt(tokenizer, p) for p in prompts], templated=True))
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    """Forward and pre-forward hooks registered anywhere in the model."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())

@@ -1,0 +1,108 @@
+"""CAA on the real bundled model: the paper's A/B protocol and reading positions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from saesteer.data import load_contrast_data, sample_path
+from saesteer.engines import caa
+from saesteer.errors import ConfigError, DataError
+from saesteer.eval.ab import evaluate_ab
+from saesteer.vectors import SteeringVector
+
+
+@pytest.fixture(scope="module")
+def refusal_vector(smollm2) -> SteeringVector:
+    model, tokenizer = smollm2
+    return caa.fit(model, tokenizer, sample_path("caa/refusal_generate.json"), layers=[15], progress=False)[15]
+
+
+def test_ab_items_are_read_at_the_answer_letter_token(smollm2):
+    _, tokenizer = smollm2
+    items = load_contrast_data(sample_path("caa/sycophancy_generate.json"))[:4]
+    spans = [s for item in items for s in caa._spans(tokenizer, item, "auto", None)]
+    batch = tokenizer(
+        [s.text for s in spans],
+        return_tensors="pt",
+        padding=True,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+    )
+    weights = caa._token_weights(batch["offset_mapping"], batch["attention_mask"].bool(), spans, "auto")
+    assert torch.equal(weights.sum(dim=1), torch.ones(len(spans)))
+    letters = [tokenizer.decode([int(batch["input_ids"][row, weights[row].argmax()])]) for row in range(len(spans))]
+    expected = [a.strip("() ") for item in items for a in (item.matching, item.not_matching)]
+    assert letters == expected
+
+
+def test_caa_vector_is_the_mean_of_pair_differences(smollm2, refusal_vector):
+    model, tokenizer = smollm2
+    items = load_contrast_data(sample_path("caa/refusal_generate.json"))[:6]
+    spans = [caa._spans(tokenizer, item, "auto", None) for item in items]
+    pos = caa.read_activations(model, tokenizer, [s[0] for s in spans], [15], "auto")[15]
+    neg = caa.read_activations(model, tokenizer, [s[1] for s in spans], [15], "auto")[15]
+    small = caa.fit(model, tokenizer, items, layers=15, progress=False, batch_size=4)[15]
+    torch.testing.assert_close(small.vector.double(), (pos - neg).mean(0), atol=1e-4, rtol=1e-4)
+    assert refusal_vector.vector.shape == (576,)
+    assert refusal_vector.config["n_pairs"] == 64 and refusal_vector.config["data_format"] == "ab"
+
+
+def test_ab_protocol_reports_normalised_p_matching_and_steering_moves_it(smollm2, refusal_vector):
+    """The paper's A/B protocol on held-out items. SmolLM2 is at chance on this format (known ground);
+    the test checks the protocol, and that the multiplier moves p(matching) in the vector's direction."""
+    model, tokenizer = smollm2
+    test_items = json.loads(sample_path("caa/refusal_test_ab.json").read_text())[:16]
+    result = evaluate_ab(
+        model, tokenizer, test_items, refusal_vector, multipliers=[-4.0, 0.0, 4.0], progress=False, batch_size=48
+    )
+    assert len(result.records) == 48
+    assert all(0.0 <= r["p_matching"] <= 1.0 for r in result.records)
+    assert 0.3 < result.p_matching[0.0] < 0.7
+    assert result.p_matching[-4.0] < result.p_matching[0.0] < result.p_matching[4.0]
+    unsteered = evaluate_ab(model, tokenizer, test_items, multipliers=[0.0], progress=False)
+    assert unsteered.p_matching[0.0] == pytest.approx(result.p_matching[0.0], abs=1e-4)
+
+
+def test_completion_pairs_with_prompts_and_normalisation(smollm2):
+    model, tokenizer = smollm2
+    pairs = [
+        {"prompt": "How do you feel?", "positive": "Wonderful, thank you!", "negative": "Terrible, go away."},
+        {"prompt": "How was the film?", "positive": "A delight from start to end.", "negative": "A dreadful bore."},
+    ]
+    vectors = caa.fit(model, tokenizer, pairs, layers=[4, 6], progress=False)
+    assert set(vectors) == {4, 6} and vectors[4].config["data_format"] == "completion"
+    raw = caa.fit(
+        model,
+        tokenizer,
+        [{"positive": p["positive"], "negative": p["negative"]} for p in pairs],
+        layers=[4],
+        progress=False,
+    )[4]
+    scaled = caa.normalize_to_mean_norm([vectors[4], raw])
+    assert scaled[0].norm == pytest.approx(scaled[1].norm, rel=1e-5)
+    assert scaled[0].norm == pytest.approx((vectors[4].norm + raw.norm) / 2, rel=1e-5)
+
+
+def test_bad_caa_input(smollm2, tmp_path):
+    model, tokenizer = smollm2
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        caa.fit(model, tokenizer, empty, layers=[3])
+    with pytest.raises(DataError, match="mixes"):
+        caa.fit(
+            model,
+            tokenizer,
+            [
+                {"positive": "a", "negative": "b"},
+                {"question": "q (A) x (B) y", "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"},
+            ],
+            layers=[3],
+        )
+    with pytest.raises(ConfigError, match="A/B"):
+        caa.fit(model, tokenizer, [{"positive": "a", "negative": "b"}], layers=[3], read="answer")
+    with pytest.raises(Exception, match="out of range"):
+        caa.fit(model, tokenizer, [{"positive": "a", "negative": "b"}], layers=[99])

@@ -1,0 +1,105 @@
+"""Which positions each policy touches: unit cases and a real batched, left-padded, KV-cached generate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from saesteer.errors import ConfigError
+from saesteer.runtime import Intervention, steer
+from saesteer.runtime.positions import (
+    AfterInstruction,
+    LastPromptAndGenerated,
+    PromptInfo,
+    PromptPrefixSuffix,
+    parse_positions,
+)
+from tests.conftest import chat_batch
+
+
+def info(ids: list[list[int]], pad: int = 0) -> PromptInfo:
+    tensor = torch.tensor(ids)
+    return PromptInfo(input_ids=tensor, valid=tensor != pad, end_markers=((9,),))
+
+
+def on(mask: torch.Tensor) -> list[list[int]]:
+    return [row.nonzero().flatten().tolist() for row in mask]
+
+
+def test_prefix_suffix_caps_at_prompt_length_like_prosv():
+    prompt = info([[0, 0, 0, 5, 6, 7], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 8]])
+    assert on(PromptPrefixSuffix(2, 2).prompt_mask(prompt)) == [[3, 4, 5], [0, 1, 4, 5], [5]]
+    assert on(PromptPrefixSuffix(4, 0).prompt_mask(prompt)) == [[3, 4, 5], [0, 1, 2, 3], [5]]
+
+
+def test_after_instruction_uses_last_marker_and_multi_token_markers():
+    prompt = info([[0, 9, 5, 9, 6, 7], [1, 2, 3, 4, 5, 6]])
+    assert on(AfterInstruction().prompt_mask(prompt)) == [[4, 5], []]
+    sequence = AfterInstruction(end_markers=((3, 4),))
+    assert on(sequence.prompt_mask(prompt)) == [[], [4, 5]]
+
+
+def test_last_prompt_token_under_right_padding():
+    prompt = info([[5, 6, 0, 0], [5, 6, 7, 8]])
+    assert on(LastPromptAndGenerated().prompt_mask(prompt)) == [[1], [3]]
+
+
+@pytest.mark.parametrize("spec", ["f2+l2", "prompt_prefix_suffix(2, 2)", "after_prompt", "generated"])
+def test_policy_names_parse(spec):
+    assert parse_positions(spec).name in {"prompt_prefix_suffix", "after_prompt", "generated"}
+
+
+def test_unknown_policy_names_the_choices():
+    with pytest.raises(ConfigError, match="after_prompt"):
+        parse_positions("everywhere")
+
+
+class Recorder:
+    """An operator that edits nothing and records which absolute positions each call touched."""
+
+    rows = None
+
+    def __init__(self, width: int, clock: dict[str, int]) -> None:
+        self.width = width
+        self.clock = clock  # offset of the current forward call in the KV cache, set by a model pre-hook
+        self.touched: set[tuple[int, int]] = set()
+
+    def apply(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        rows, length = hidden.shape[:2]
+        mask = torch.ones(rows, length, dtype=torch.bool) if mask is None else mask
+        self.touched |= {(b, self.clock["offset"] + t) for b, t in mask.nonzero().tolist()}
+        return hidden
+
+
+def test_every_policy_touches_exactly_the_expected_positions_during_generate(smollm2):
+    model, tokenizer = smollm2
+    batch = chat_batch(tokenizer, ["Hi", "Tell me a short story about a brave cat", "Why?"])
+    ids, valid = batch["input_ids"], batch["attention_mask"].bool()
+    rows, prompt_len = ids.shape
+    new_tokens = 4
+    assert not valid[:, 0].all(), "the batch must be left-padded for this test to mean anything"
+    positions = [[j for j in range(prompt_len) if valid[b, j]] for b in range(rows)]
+    eos = tokenizer.eos_token_id
+    last_eos = [max(j for j in positions[b] if ids[b, j] == eos) for b in range(rows)]
+    generated = {(b, prompt_len + k) for b in range(rows) for k in range(new_tokens - 1)}
+    expected = {
+        "all": {(b, j) for b in range(rows) for j in positions[b]} | generated,
+        "after_prompt": {(b, j) for b in range(rows) for j in positions[b] if j > last_eos[b]} | generated,
+        "prompt_and_generated_last": {(b, prompt_len - 1) for b in range(rows)} | generated,
+        "f2+l2": {(b, j) for b in range(rows) for j in positions[b][:2] + positions[b][-2:]},
+        "generated": generated,
+    }
+    clock = {"offset": 0}
+
+    def tick(module, args, kwargs):  # generate passes the mask over cache + new tokens
+        clock["offset"] = kwargs["attention_mask"].shape[1] - kwargs["input_ids"].shape[1]
+
+    handle = model.model.register_forward_pre_hook(tick, with_kwargs=True)
+    try:
+        for policy, want in expected.items():
+            recorder = Recorder(model.config.hidden_size, clock)
+            with steer(model, Intervention(12, recorder, policy)):
+                model.generate(**batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+            assert recorder.touched == want, policy
+    finally:
+        handle.remove()
