@@ -33,3 +33,7 @@ class ConfigError(SaesteerError):
 
 class StoreError(SaesteerError):
     """A store is unusable, a record is missing, or a blob is corrupt."""
+
+
+class SAEError(SaesteerError):
+    """An SAE does not fit the model/layer, or cannot be loaded or trained."""

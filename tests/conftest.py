@@ -35,3 +35,13 @@ def chat_batch(tokenizer: Any, prompts: list[str]) -> dict[str, torch.Tensor]:
 def hook_count(model: torch.nn.Module) -> int:
     """Forward and pre-forward hooks registered anywhere in the model."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@pytest.fixture(scope="session")
+def smollm2_sae(smollm2: tuple[Any, Any]) -> tuple[Any, dict[str, Any]]:
+    """A TopK SAE trained by saesteer (sae-lens) on SmolLM2 layer 8, once per test session."""
+    from saesteer.saes import SAETrainConfig, train_sae
+
+    model, tokenizer = smollm2
+    config = SAETrainConfig(layer=8, d_sae=1152, k=16, tokens=16_384, steps=200, batch_size=512, lr=1e-3)
+    return train_sae(model, tokenizer, config, progress=False)

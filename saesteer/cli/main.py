@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from saesteer.cli import evaluate, generate, store, train
+from saesteer.cli import evaluate, generate, sae, store, train
 from saesteer.cli.common import console
 from saesteer.errors import SaesteerError
 
@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_parser(commands)
     evaluate.add_parser(commands)
     store.add_parser(commands)
+    sae.add_parser(commands)
+    run = commands.add_parser("run", help="run a recipe (recipes/*.yaml)")
+    run.add_argument("recipe")
+    run.set_defaults(run=_run_recipe)
     return parser
 
 
@@ -34,6 +38,16 @@ def _run_quickstart(args: argparse.Namespace) -> None:
     from saesteer.quickstart import run_quickstart
 
     run_quickstart(args.out, model_name=args.model or DEFAULT_MODEL, layer=args.layer)
+
+
+def _run_recipe(args: argparse.Namespace) -> None:
+    from saesteer.recipes import SAETrainRecipe, load_recipe
+    from saesteer.saes import SAETrainConfig
+
+    recipe = load_recipe(args.recipe)
+    if isinstance(recipe, SAETrainRecipe):
+        fields = recipe.model_dump(exclude={"job", "model", "store", "name"})
+        sae.train_and_store(recipe.model, SAETrainConfig(**fields), recipe.store, recipe.name)
 
 
 def main(argv: list[str] | None = None) -> int:

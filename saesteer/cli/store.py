@@ -21,6 +21,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rm = actions.add_parser("rm", help="delete the latest record with this name (or id)")
     rm.add_argument("name")
     rm.set_defaults(run=run_rm)
+    export = actions.add_parser("export", help="copy records (latest per name; all if none given) to a bundle")
+    export.add_argument("names", nargs="*")
+    export.add_argument("--out", required=True, help="bundle directory (records.jsonl + blobs/)")
+    export.set_defaults(run=run_export)
+    imp = actions.add_parser("import", help="add the records of an exported bundle (checksums verified)")
+    imp.add_argument("bundle")
+    imp.set_defaults(run=run_import)
+    verify = actions.add_parser("verify", help="check every blob against its checksum")
+    verify.set_defaults(run=run_verify)
 
 
 def run_ls(args: argparse.Namespace) -> None:
@@ -29,10 +38,12 @@ def run_ls(args: argparse.Namespace) -> None:
     from saesteer.store import Store
 
     table = Table(title=str(args.store))
-    for column in ("name", "kind", "method", "model", "layer", "hook", "created", "id"):
+    for column in ("name", "kind", "method", "model", "layer", "hook", "metrics", "created", "id"):
         table.add_column(column)
     for r in Store(args.store).find(kind=args.kind):
-        table.add_row(r.name, r.kind, r.method, r.model_id, str(r.layer), r.hook_point, r.created[:19], r.id[:8])
+        metrics = ", ".join(f"{k}={v:.3g}" for k, v in r.metrics.items() if isinstance(v, (int, float)))
+        layer = "" if r.layer is None else str(r.layer)
+        table.add_row(r.name, r.kind, r.method, r.model_id, layer, r.hook_point, metrics[:40], r.created[:19], r.id[:8])
     console.print(table)
 
 
@@ -49,3 +60,27 @@ def run_rm(args: argparse.Namespace) -> None:
 
     record = Store(args.store).delete(args.name)
     console.print(f"removed {record.kind} {record.name!r} ({record.id[:8]})")
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from saesteer.store import Store
+
+    records = Store(args.store).export(args.names or None, args.out)
+    console.print(f"exported {len(records)} record(s) to {args.out}")
+
+
+def run_import(args: argparse.Namespace) -> None:
+    from saesteer.store import Store
+
+    added = Store(args.store).import_bundle(args.bundle)
+    console.print(f"imported {len(added)} record(s) from {args.bundle}")
+
+
+def run_verify(args: argparse.Namespace) -> None:
+    from saesteer.errors import StoreError
+    from saesteer.store import Store
+
+    problems = Store(args.store).verify()
+    if problems:
+        raise StoreError("; ".join(problems) + ". Fix: remove the broken records (saesteer store rm) and refit.")
+    console.print("all records verified")

@@ -44,6 +44,7 @@ class Catalog:
         self.path = path
         try:
             with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")  # concurrent readers + one writer, no lost records
                 db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
@@ -60,6 +61,10 @@ class Catalog:
         finally:
             db.close()
 
+    def ids(self) -> set[str]:
+        with self._connect() as db:
+            return {row[0] for row in db.execute("SELECT id FROM records")}
+
     def insert(self, record: Record) -> None:
         row = asdict(record)
         for key in _JSON_FIELDS:
@@ -74,8 +79,8 @@ class Catalog:
         with self._connect() as db:
             db.execute("DELETE FROM records WHERE id = ?", (record_id,))
 
-    def query(self, **filters: Any) -> list[Record]:
-        """Records matching every given column value (None values are ignored), newest first."""
+    def query(self, config: dict[str, Any] | None = None, **filters: Any) -> list[Record]:
+        """Records matching every given column value and config entry (None values are ignored), newest first."""
         clauses, values = [], []
         for column, value in filters.items():
             if value is None:
@@ -83,6 +88,11 @@ class Catalog:
             if column not in _COLUMNS:
                 raise StoreError(f"Unknown record field {column!r}. Fix: use one of {', '.join(_COLUMNS)}.")
             clauses.append(f"{column} = ?")
+            values.append(value)
+        for key, value in (config or {}).items():
+            if not key.replace("_", "").isalnum():
+                raise StoreError(f"Config key {key!r} must be alphanumeric. Fix: query a plain key such as 'task'.")
+            clauses.append(f"json_extract(config, '$.{key}') = ?")
             values.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._connect() as db:

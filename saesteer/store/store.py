@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import uuid
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,69 @@ class Store:
             )
         return found[0]
 
-    def find(self, **filters: Any) -> list[Record]:
-        """Records matching field values, e.g. ``find(kind='vector', model_id=M, layer=8)``; newest first."""
-        return self.catalog.query(**filters)
+    def find(self, config: dict[str, Any] | None = None, **filters: Any) -> list[Record]:
+        """Records matching field values, e.g. ``find(kind='vector', model_id=M, layer=8)``, and config
+        entries, e.g. ``find(kind='feature_stats', config={'task': 'mmlu'})``; newest first."""
+        return self.catalog.query(config, **filters)
+
+    def verify(self) -> list[str]:
+        """Problems found: records whose blob is missing or fails its checksum (empty list = healthy)."""
+        problems = []
+        for record in self.catalog.query():
+            try:
+                self.tensors(record)
+            except StoreError as exc:
+                problems.append(f"{record.kind} {record.name!r} ({record.id[:8]}): {exc}")
+        return problems
+
+    def gc(self) -> list[Path]:
+        """Remove blob files no record points to (left by writes interrupted before their catalog row)."""
+        known = {Path(r.blob).name for r in self.catalog.query()}
+        orphans = [p for p in (self.root / "blobs").iterdir() if p.name not in known]
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        return orphans
+
+    def export(self, names: list[str] | None, out_dir: str | os.PathLike[str]) -> list[Record]:
+        """Copy the latest record of each name (all records if ``names`` is None) into a bundle
+        directory: ``records.jsonl`` plus ``blobs/``; checksums are verified on the way out."""
+        records = [self.get(n) for n in names] if names else self.catalog.query()
+        out = Path(out_dir)
+        (out / "blobs").mkdir(parents=True, exist_ok=True)
+        for record in records:
+            write_blob(out / record.blob, self.tensors(record), metadata={"kind": record.kind, "name": record.name})
+        lines = [json.dumps(asdict(r), sort_keys=True) for r in records]
+        (out / "records.jsonl").write_text("\n".join(lines) + "\n")
+        return records
+
+    def import_bundle(self, bundle: str | os.PathLike[str]) -> list[Record]:
+        """Add the records of an exported bundle (verifying every blob first); known ids are skipped."""
+        source = Path(bundle)
+        listing = source / "records.jsonl"
+        if not listing.is_file():
+            raise StoreError(
+                f"{source} has no records.jsonl. Fix: pass a directory written by 'saesteer store export'."
+            )
+        try:
+            incoming = [Record(**json.loads(line)) for line in listing.read_text().splitlines() if line.strip()]
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise StoreError(f"{listing} is malformed ({exc}). Fix: re-export the bundle.") from exc
+        known = self.catalog.ids()
+        added = []
+        for record in incoming:
+            if record.id in known:
+                continue
+            if Path(record.blob).name != f"{record.id}.safetensors":
+                raise StoreError(f"Record {record.id} points at {record.blob!r}. Fix: re-export the bundle.")
+            tensors = read_blob(source / record.blob, record.checksum)
+            checksum = write_blob(self.root / record.blob, tensors, metadata={"kind": record.kind, "name": record.name})
+            try:
+                self.catalog.insert(replace(record, checksum=checksum))
+            except BaseException:
+                (self.root / record.blob).unlink(missing_ok=True)
+                raise
+            added.append(record)
+        return added
 
     def tensors(self, record: Record) -> dict[str, Tensor]:
         return read_blob(self.root / record.blob, record.checksum)
@@ -122,4 +183,95 @@ class Store:
             model_id=record.model_id,
             config=config,
             metrics=record.metrics,
+        )
+
+    def save_sae(
+        self,
+        name: str,
+        sae: Any,
+        *,
+        model_id: str,
+        layer: int,
+        hook_point: str = "resid_post",
+        metrics: dict[str, Any] | None = None,
+        model_fingerprint: str = "",
+        data_hash: str = "",
+    ) -> Record:
+        """Keep an sae-lens SAE: its inference weights as the blob, its sae-lens cfg in the record."""
+        state = {k: v.detach().float() for k, v in sae.state_dict().items()}
+        cfg = sae.cfg.to_dict()
+        cfg["device"] = "cpu"
+        return self.put(
+            "sae",
+            name,
+            state,
+            model_id=model_id,
+            model_fingerprint=model_fingerprint,
+            layer=layer,
+            hook_point=hook_point,
+            method=f"sae-lens:{cfg.get('architecture', '')}",
+            config={"sae_cfg": cfg},
+            data_hash=data_hash,
+            metrics=metrics or {},
+        )
+
+    def load_sae(self, name: str) -> Any:
+        from saesteer.saes.loading import sae_from_tensors
+
+        record = self.get(name, kind="sae")
+        return sae_from_tensors(record.config["sae_cfg"], self.tensors(record))
+
+    def find_sae(self, model_id: str, layer: int, hook_point: str = "resid_post") -> Record:
+        """The latest SAE record for (model, layer, hook point)."""
+        found = self.find(kind="sae", model_id=model_id, layer=layer, hook_point=hook_point)
+        if not found:
+            raise StoreError(
+                f"No SAE for model {model_id!r}, layer {layer}, {hook_point} in {self.root}. "
+                "Fix: train one (saesteer sae train) or register one (saesteer sae add)."
+            )
+        return found[0]
+
+    def save_feature_stats(
+        self,
+        name: str,
+        stats: Any,
+        *,
+        model_id: str,
+        task: str,
+        config: dict[str, Any] | None = None,
+        hook_point: str = "resid_pre",
+        model_fingerprint: str = "",
+        data_hash: str = "",
+        metrics: dict[str, Any] | None = None,
+    ) -> Record:
+        """Keep a FeatureStats (all its running sums, so it can still be merged) for a task."""
+        return self.put(
+            "feature_stats",
+            name,
+            stats.to_tensors(),
+            model_id=model_id,
+            model_fingerprint=model_fingerprint,
+            hook_point=hook_point,
+            method="corrsteer-stats",
+            config={**(config or {}), "task": task, "layers": list(stats.layers)},
+            data_hash=data_hash,
+            metrics={"n": stats.n, "n_pos": stats.n_pos, **(metrics or {})},
+        )
+
+    def load_feature_stats(self, name: str) -> Any:
+        from saesteer.stats import FeatureStats
+
+        return FeatureStats.from_tensors(self.tensors(self.get(name, kind="feature_stats")))
+
+    def top_features(self, task: str, model_id: str, layer: int, k: int = 20) -> list[tuple[int, float]]:
+        """Top-k positively correlated features of ``layer`` from the latest statistics for (task, model)."""
+        from saesteer.stats import FeatureStats
+
+        for record in self.find(kind="feature_stats", model_id=model_id, config={"task": task}):
+            if layer in record.config.get("layers", []):
+                stats = FeatureStats.from_tensors(self.tensors(record))
+                return stats.top_features(k)[layer]
+        raise StoreError(
+            f"No feature statistics for task {task!r}, model {model_id!r}, layer {layer} in {self.root}. "
+            "Fix: harvest them first (saesteer train corrsteer)."
         )

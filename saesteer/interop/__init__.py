@@ -1,0 +1,16 @@
+"""Interoperability: llama.cpp control vectors (GGUF), plain safetensors vector files, and weight folding."""
+
+from saesteer.interop._directions import LayerVectors
+from saesteer.interop.fold import FOLDABLE_MODEL_TYPES, fold_vector
+from saesteer.interop.gguf_control import export_gguf_control_vector, import_gguf_control_vector
+from saesteer.interop.layer_tensors import export_layer_tensors, import_layer_tensors
+
+__all__ = [
+    "FOLDABLE_MODEL_TYPES",
+    "LayerVectors",
+    "export_gguf_control_vector",
+    "export_layer_tensors",
+    "fold_vector",
+    "import_gguf_control_vector",
+    "import_layer_tensors",
+]

@@ -1,0 +1,46 @@
+"""An SAE trained by saesteer with sae-lens on the real SmolLM2 (the session fixture)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from saesteer.errors import ConfigError
+from saesteer.runtime.capture import capture
+from saesteer.saes import SAETrainConfig, evaluate_sae, train_sae
+from tests.conftest import chat_batch
+
+
+def test_trained_sae_reconstructs_held_out_activations(smollm2_sae):
+    sae, metrics = smollm2_sae
+    assert type(sae).__name__ == "TopKSAE" and sae.cfg.d_in == 576 and sae.cfg.d_sae == 1152
+    assert metrics["explained_variance"] > 0.6, metrics
+    assert metrics["l0"] == pytest.approx(16.0)
+    assert metrics["training"]["layer"] == 8 and metrics["eval_tokens"] > 1000
+
+
+def test_trained_sae_transfers_to_chat_activations(smollm2, smollm2_sae):
+    """Trained on docstrings, evaluated on chat-formatted prompts (position 0 excluded, as in training)."""
+    model, tokenizer = smollm2
+    sae, _ = smollm2_sae
+    batch = chat_batch(tokenizer, ["How was your weekend?", "Explain how a bicycle works in two sentences."])
+    hidden = capture(model, batch, [8])[8]
+    valid = batch["attention_mask"].bool()
+    valid[:, :] &= valid.cumsum(1) > 1  # drop each row's first real token (the attention sink)
+    metrics = evaluate_sae(sae, hidden[valid].float())
+    assert metrics["explained_variance"] > 0.3, metrics
+
+
+def test_bad_training_configs(smollm2):
+    model, tokenizer = smollm2
+    with pytest.raises(ConfigError, match="tokens > batch_size"):
+        train_sae(model, tokenizer, SAETrainConfig(layer=8, tokens=100, batch_size=512), progress=False)
+    with pytest.raises(Exception, match="out of range"):
+        train_sae(model, tokenizer, SAETrainConfig(layer=40), progress=False)
+
+
+def test_evaluate_sae_on_known_answer(smollm2_sae):
+    sae, _ = smollm2_sae
+    acts = torch.randn(64, 576)
+    metrics = evaluate_sae(sae, acts)
+    assert 0 <= metrics["l0"] <= 16 and metrics["eval_tokens"] == 64
