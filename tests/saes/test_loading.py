@@ -22,7 +22,7 @@ def test_width_mismatch_and_bad_sources(tmp_path, smollm2):
     narrow = TopKSAE(TopKSAEConfig(d_in=512, d_sae=64, k=4))
     with pytest.raises(SAEError, match="hidden size 576"):
         check_sae_fits(smollm2[0], narrow)
-    with pytest.raises(SAEError, match="cfg.json"):
+    with pytest.raises(SAEError, match=r"cfg\.json"):
         load_sae(tmp_path)
     with pytest.raises(SAEError, match="--sae-id"):
         load_sae("some-release")

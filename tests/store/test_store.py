@@ -129,7 +129,7 @@ def test_export_import_bundle(tmp_path):
     blob.write_bytes(blob.read_bytes()[:-10])
     with pytest.raises(StoreError, match="checksum"):
         Store(tmp_path / "c").import_bundle(tmp_path / "bundle")
-    with pytest.raises(StoreError, match="records.jsonl"):
+    with pytest.raises(StoreError, match=r"records\.jsonl"):
         target.import_bundle(tmp_path)
 
 
