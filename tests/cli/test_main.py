@@ -94,3 +94,19 @@ def test_errors_are_one_line_with_a_fix(tmp_path, capsys):
         == 2
     )
     assert "Unknown model" in capsys.readouterr().out
+
+
+def test_vector_export_import_round_trip_through_gguf(tmp_path, capsys):
+    import torch
+
+    from saesteer.store import Store
+    from saesteer.vectors import SteeringVector
+
+    store = Store(tmp_path / "a")
+    store.save_vector("v8", SteeringVector(vector=torch.arange(576.0), layer=8))
+    gguf = str(tmp_path / "v.gguf")
+    assert main(["vector", "export", "v8", "--store", str(tmp_path / "a"), "--out", gguf]) == 0
+    assert main(["vector", "import", gguf, "--store", str(tmp_path / "b"), "--name", "back"]) == 0
+    back = Store(tmp_path / "b").load_vector("back-l8")
+    assert torch.equal(back.vector, torch.arange(576.0)) and back.layer == 8
+    assert main(["vector", "import", str(tmp_path / "nope.gguf"), "--store", str(tmp_path), "--name", "x"]) == 2
