@@ -33,7 +33,7 @@ class SAETrainRecipe(_Recipe):
     batch_size: int = Field(1024, gt=0)
     lr: float = Field(4e-4, gt=0)
     hook_point: Literal["resid_post", "resid_pre"] = "resid_post"
-    corpus: str = "python-docs"
+    corpus: str = "python-docs-chat"
     seed: int = 0
 
 

@@ -14,7 +14,8 @@ EXAMPLE = """example:
   saesteer sae add gemma-scope-2b-pt-res-canonical --sae-id layer_20/width_16k/canonical \\
       --model google/gemma-2-2b --layer 20 --store runs/store        # needs network
 
-corpus: python-docs (standard-library docstrings, offline), a .txt/.jsonl file or folder,
+corpus: python-docs-chat (default: standard-library docstrings, every other one wrapped in the
+model's chat template; offline), python-docs (docstrings only), a .txt/.jsonl file or folder,
 or hf:NAME[:SPLIT] (an HF dataset, needs network)."""
 
 
@@ -36,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", type=int, default=1024)
     train.add_argument("--lr", type=float, default=4e-4)
     train.add_argument("--hook-point", choices=["resid_post", "resid_pre"], default="resid_post")
-    train.add_argument("--corpus", default="python-docs")
+    train.add_argument("--corpus", default="python-docs-chat")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=run_train)
     add = actions.add_parser(

@@ -7,10 +7,13 @@ import json
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from saesteer.data.chat import chat_prompt, has_chat_template
 from saesteer.errors import DataError
 
 PYTHON_DOCS = "python-docs"
+PYTHON_DOCS_CHAT = "python-docs-chat"
 
 
 def python_docstrings(min_chars: int = 200) -> Iterator[str]:
@@ -30,6 +33,17 @@ def python_docstrings(min_chars: int = 200) -> Iterator[str]:
                     yield doc
 
 
+def as_chat(tokenizer: Any, texts: Iterator[str]) -> Iterator[str]:
+    """Alternate plain texts with chat transcripts (first paragraph as the user turn, the rest as the
+    reply) in the model's own template, so an SAE also sees the template's tokens and positions."""
+    for index, text in enumerate(texts):
+        question, _, answer = text.partition("\n\n")
+        if index % 2 and answer and has_chat_template(tokenizer):
+            yield chat_prompt(tokenizer, question) + answer
+        else:
+            yield text
+
+
 def _file_texts(path: Path, field: str) -> Iterator[str]:
     if path.suffix == ".jsonl":
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -47,10 +61,16 @@ def _file_texts(path: Path, field: str) -> Iterator[str]:
         yield from (block for block in path.read_text(encoding="utf-8").split("\n\n") if block.strip())
 
 
-def load_corpus(source: str, *, field: str = "text") -> Iterator[str]:
-    """Texts from ``python-docs``, a .txt/.jsonl file or a directory of them, or ``hf:NAME[:SPLIT]``."""
+def load_corpus(source: str, *, field: str = "text", tokenizer: Any = None) -> Iterator[str]:
+    """Texts from ``python-docs`` (standard-library docstrings), ``python-docs-chat`` (the same, every other
+    one as a chat transcript in ``tokenizer``'s template), a .txt/.jsonl file or folder, or ``hf:NAME[:SPLIT]``."""
     if source == PYTHON_DOCS:
         yield from python_docstrings()
+        return
+    if source == PYTHON_DOCS_CHAT:
+        if tokenizer is None:
+            raise DataError(f"{PYTHON_DOCS_CHAT} needs the model's tokenizer. Fix: pass tokenizer=...")
+        yield from as_chat(tokenizer, python_docstrings())
         return
     if source.startswith("hf:"):
         name, _, split = source[3:].partition(":")

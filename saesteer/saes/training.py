@@ -15,7 +15,7 @@ from saesteer.models.layers import check_layer, hidden_size
 from saesteer.models.loading import model_id
 from saesteer.runtime.intervention import HookPoint
 from saesteer.saes.activations import harvest
-from saesteer.saes.corpus import PYTHON_DOCS, load_corpus
+from saesteer.saes.corpus import PYTHON_DOCS_CHAT, load_corpus
 
 
 @dataclass
@@ -32,7 +32,7 @@ class SAETrainConfig:
     batch_size: int = 1024
     lr: float = 4e-4
     hook_point: HookPoint = "resid_post"
-    corpus: str = PYTHON_DOCS
+    corpus: str = PYTHON_DOCS_CHAT
     context: int = 128
     eval_fraction: float = 0.1
     seed: int = 0
@@ -90,7 +90,7 @@ def train_sae(model: Any, tokenizer: Any, config: SAETrainConfig, *, progress: b
     acts = harvest(
         model,
         tokenizer,
-        load_corpus(config.corpus),
+        load_corpus(config.corpus, tokenizer=tokenizer),
         layer=layer,
         n_tokens=config.tokens,
         hook_point=config.hook_point,

@@ -29,3 +29,12 @@ def test_token_windows_are_fixed_length(smollm2):
     _, tokenizer = smollm2
     windows = list(token_windows(tokenizer, ["hello world " * 50, "more text " * 40], context=16))
     assert windows and all(len(w) == 16 for w in windows)
+
+
+def test_chat_corpus_wraps_every_other_text_in_the_template(smollm2):
+    _, tokenizer = smollm2
+    texts = list(islice(load_corpus("python-docs-chat", tokenizer=tokenizer), 6))
+    wrapped = ["<|im_start|>assistant" in t for t in texts]
+    assert any(wrapped) and not all(wrapped)
+    with pytest.raises(DataError, match="tokenizer"):
+        next(load_corpus("python-docs-chat"))

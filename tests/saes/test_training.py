@@ -20,7 +20,7 @@ def test_trained_sae_reconstructs_held_out_activations(smollm2_sae):
 
 
 def test_trained_sae_transfers_to_chat_activations(smollm2, smollm2_sae):
-    """Trained on docstrings, evaluated on chat-formatted prompts (position 0 excluded, as in training)."""
+    """Trained on (chat-wrapped) docstrings, evaluated on chat prompts (position 0 excluded, as in training)."""
     model, tokenizer = smollm2
     sae, _ = smollm2_sae
     batch = chat_batch(tokenizer, ["How was your weekend?", "Explain how a bicycle works in two sentences."])
@@ -28,7 +28,7 @@ def test_trained_sae_transfers_to_chat_activations(smollm2, smollm2_sae):
     valid = batch["attention_mask"].bool()
     valid[:, :] &= valid.cumsum(1) > 1  # drop each row's first real token (the attention sink)
     metrics = evaluate_sae(sae, hidden[valid].float())
-    assert metrics["explained_variance"] > 0.3, metrics
+    assert metrics["explained_variance"] > 0.5, metrics
 
 
 def test_bad_training_configs(smollm2):
