@@ -94,7 +94,8 @@ def train_and_store(model_name: str, config: Any, store_dir: str, name: str | No
     )
     console.print(
         f"stored [bold]{name}[/] ({record.id[:8]}): explained variance {metrics['explained_variance']:.3f}, "
-        f"L0 {metrics['l0']:.1f}, dead {metrics['dead_fraction']:.1%} on {metrics['eval_tokens']} held-out tokens"
+        f"L0 {metrics['l0']:.1f} on {metrics['eval_tokens']} held-out tokens; "
+        f"{metrics['dead_fraction']:.1%} of latents never fired on {metrics['train_tokens']} training tokens"
     )
 
 
