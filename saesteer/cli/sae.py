@@ -91,6 +91,7 @@ def train_and_store(model_name: str, config: Any, store_dir: str, name: str | No
         hook_point=config.hook_point,
         metrics=metrics,
         model_fingerprint=model_fingerprint(model),
+        data_hash=metrics["data_hash"],
     )
     console.print(
         f"stored [bold]{name}[/] ({record.id[:8]}): explained variance {metrics['explained_variance']:.3f}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -121,4 +122,5 @@ def train_sae(model: Any, tokenizer: Any, config: SAETrainConfig, *, progress: b
     # Dead latents are counted over all training tokens: a small held-out set leaves rare latents unfired.
     metrics["dead_fraction"] = evaluate_sae(inference, train_acts)["dead_fraction"]
     metrics["train_tokens"] = int(train_acts.shape[0])
+    metrics["data_hash"] = hashlib.sha256(acts.numpy().tobytes()).hexdigest()[:16]  # the exact activations used
     return inference, {"training": asdict(config), **metrics}

@@ -17,6 +17,7 @@ def test_trained_sae_reconstructs_held_out_activations(smollm2_sae):
     assert metrics["explained_variance"] > 0.6, metrics
     assert metrics["l0"] == pytest.approx(16.0)
     assert metrics["training"]["layer"] == 8 and metrics["eval_tokens"] > 1000
+    assert len(metrics["data_hash"]) == 16
 
 
 def test_trained_sae_transfers_to_chat_activations(smollm2, smollm2_sae):
