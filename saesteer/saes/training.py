@@ -118,7 +118,7 @@ def train_sae(model: Any, tokenizer: Any, config: SAETrainConfig, *, progress: b
     with tempfile.TemporaryDirectory() as folder:  # sae-lens's own training -> inference conversion
         trained.save_inference_model(folder)
         inference = SAE.load_from_disk(folder)
-    metrics = evaluate_sae(inference, eval_acts)
+    metrics: dict[str, Any] = dict(evaluate_sae(inference, eval_acts))
     # Dead latents are counted over all training tokens: a small held-out set leaves rare latents unfired.
     metrics["dead_fraction"] = evaluate_sae(inference, train_acts)["dead_fraction"]
     metrics["train_tokens"] = int(train_acts.shape[0])
