@@ -21,7 +21,7 @@ class QATask:
 
     path: str | os.PathLike[str]
     name: str = "qa"
-    max_new_tokens: int = 8
+    max_new_tokens: int = 16
     chat: bool = True
     seed: int = 42
     reward_name: str = "answer contained in the generation"

@@ -1,0 +1,136 @@
+"""CorrSteer on the real model with the SAE saesteer trained (session fixture, layer 8)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import pearsonr
+
+from saesteer.engines import corrsteer
+from saesteer.engines.corrsteer import Generation, SelectedFeature
+from saesteer.errors import ConfigError
+from saesteer.stats import FeatureStats
+from saesteer.store import Store
+from saesteer.tasks import capitals_task
+
+
+def test_valid_steps_stop_after_the_step_that_produced_eos():
+    generated = torch.tensor([[5, 2, 2, 2], [5, 6, 7, 8]])
+    assert corrsteer._valid_steps(generated, {2}, 4).tolist() == [[True, True, False, False], [True] * 4]
+
+
+def test_pooling_ignores_steps_after_eos():
+    latents = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [9.0, 9.0]]])
+    valid = torch.tensor([[True, True, False]])
+    assert corrsteer._pool(latents, valid, "max").tolist() == [[3.0, 2.0]]
+    assert corrsteer._pool(latents, valid, "mean").tolist() == [[2.0, 1.0]]
+
+
+def test_side_effect_ratio_counts_only_changed_outputs():
+    base = [Generation("a", "x", 1.0), Generation("b", "y", 0.0), Generation("c", "z", 1.0), Generation("d", "w", 0.0)]
+    new = [
+        Generation("a", "x", 1.0),
+        Generation("b", "y2", 1.0),
+        Generation("c", "z2", 0.0),
+        Generation("d", "w2", 0.0),
+    ]
+    assert corrsteer.side_effect_ratio(base, new) == 0.5
+    assert corrsteer.side_effect_ratio(base, base) is None
+
+
+def test_selection_is_positive_only_and_variants_differ():
+    stats = FeatureStats.empty([3, 7], 4)
+    y = torch.tensor([0.0, 1.0, 0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    x = torch.zeros(6, 2, 4)
+    x[:, 0, 1] = y * 2 + torch.tensor([0.1, 0.0, 0.3, 0.2, 0.0, 0.1])  # strong positive at layer 3
+    x[:, 0, 2] = 1 - y  # negative: never selected
+    x[:, 1, 3] = y + torch.tensor([0.9, 0.0, 0.5, 0.2, 0.4, 0.8])  # weaker positive at layer 7
+    stats.update(x, y)
+    chosen, ranked = corrsteer.select(stats, "A")
+    assert [(f.layer, f.feature) for f in chosen] == [(3, 1), (7, 3)]
+    assert all(r > 0 for features in ranked.values() for _, r in features)
+    single, _ = corrsteer.select(stats, "S")
+    assert [(f.layer, f.feature) for f in single] == [(3, 1)]
+    assert chosen[0].coefficient == pytest.approx(float(x[y > 0, 0, 1].mean()))
+    with pytest.raises(ConfigError):
+        corrsteer.select(stats, "Z")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fitted(smollm2, smollm2_sae):
+    model, tokenizer = smollm2
+    sae, _ = smollm2_sae
+    return corrsteer.fit(
+        model, tokenizer, capitals_task(), {8: sae}, variant="A", samples=32, batch_size=16, progress=False
+    )
+
+
+def test_streaming_statistics_equal_a_batch_computation(smollm2, smollm2_sae, fitted):
+    model, tokenizer = smollm2
+    task = capitals_task()
+    samples = task.samples("train")[:32]
+    xs, ys = [], []
+    for start in range(0, 32, 16):
+        texts, pooled = corrsteer.generate_and_read(
+            model,
+            tokenizer,
+            task,
+            samples[start : start + 16],
+            {8: smollm2_sae[0]},
+            hook_point="resid_post",
+            pool="max",
+        )
+        xs.append(pooled[:, 0])
+        ys.extend(task.reward(s, t) for s, t in zip(samples[start : start + 16], texts, strict=True))
+    x = torch.cat(xs).double().numpy()
+    stats = fitted.harvest.stats
+    assert stats.n == 32 and 0 < stats.n_pos < 32, "the capitals reward must vary on the bundled model"
+    r = stats.pearson()[0].numpy()
+    varying = np.flatnonzero(x.std(axis=0) > 1e-6)
+    expected = np.array([pearsonr(x[:, j], ys)[0] for j in varying])
+    np.testing.assert_allclose(r[varying], expected, atol=1e-6)
+    np.testing.assert_allclose(stats.coefficients()[0].numpy(), x[np.array(ys) > 0].mean(axis=0), atol=1e-6)
+
+
+def test_artifact_steers_at_corrsteer_positions_with_c_times_decoder_row(smollm2, smollm2_sae, fitted):
+    feature = fitted.artifact.features[0]
+    assert feature.r > 0 and feature.layer == 8
+    (item,) = fitted.artifact.interventions()
+    assert item.positions.name == "prompt_and_generated_last" and item.hook_point == "resid_post"
+    expected = feature.coefficient * smollm2_sae[0].W_dec[feature.feature].detach()
+    torch.testing.assert_close(item.operator.vector.reshape(-1), expected, rtol=1e-5, atol=1e-6)
+    model, tokenizer = smollm2
+    test = capitals_task().samples("test")[:8]
+    pushed = corrsteer.evaluate(model, tokenizer, capitals_task(), test, fitted.artifact.interventions(alpha=80.0))
+    plain = corrsteer.evaluate(model, tokenizer, capitals_task(), test)
+    assert [p.generation for p in pushed] != [p.generation for p in plain]
+
+
+def test_save_and_load_through_the_store(tmp_path, fitted):
+    store = Store(tmp_path)
+    corrsteer.save(store, "capitals-A", fitted, task="capitals", pool="max")
+    loaded = corrsteer.load(store, "capitals-A")
+    assert loaded.features == fitted.artifact.features
+    torch.testing.assert_close(loaded.vectors()[8], fitted.artifact.vectors()[8])
+    assert store.top_features("capitals", fitted.artifact.model_id, 8, k=1)[0][0] == fitted.artifact.features[0].feature
+    assert isinstance(loaded.features[0], SelectedFeature)
+
+
+def test_variant_p_validates_each_layer(smollm2, smollm2_sae):
+    model, tokenizer = smollm2
+    result = corrsteer.fit(
+        model,
+        tokenizer,
+        capitals_task(),
+        {8: smollm2_sae[0]},
+        variant="P",
+        samples=16,
+        batch_size=16,
+        val_limit=8,
+        progress=False,
+    )
+    validation = result.validation
+    assert set(validation["per_layer"]) == {8} and validation["n_val"] == 8
+    kept = validation["per_layer"][8] > validation["baseline"]
+    assert ([f.layer for f in result.artifact.features] == [8]) == kept
