@@ -110,3 +110,58 @@ def test_vector_export_import_round_trip_through_gguf(tmp_path, capsys):
     back = Store(tmp_path / "b").load_vector("back-l8")
     assert torch.equal(back.vector, torch.arange(576.0)) and back.layer == 8
     assert main(["vector", "import", str(tmp_path / "nope.gguf"), "--store", str(tmp_path), "--name", "x"]) == 2
+
+
+def test_train_corrsteer_and_features_top(tmp_path, capsys, smollm2, smollm2_sae):
+    from saesteer.store import Store
+
+    store = str(tmp_path / "store")
+    Store(store).save_sae("sae-l8", smollm2_sae[0], model_id="smollm2-135m-instruct", layer=8)
+    assert (
+        main(
+            [
+                "train",
+                "corrsteer",
+                "--model",
+                "smollm2-135m-instruct",
+                "--task",
+                "capitals",
+                "--layers",
+                "all",
+                "--store",
+                store,
+                "--name",
+                "caps",
+                "--samples",
+                "16",
+                "--batch-size",
+                "16",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "harvested 16 samples" in out and "layer 8 feature" in out
+    assert main(["features", "top", "--store", store, "--name", "caps", "--k", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "yes" in table and "coefficient" in table
+    assert (
+        main(
+            [
+                "train",
+                "corrsteer",
+                "--model",
+                "smollm2-135m-instruct",
+                "--task",
+                "capitals",
+                "--layers",
+                "all",
+                "--store",
+                str(tmp_path / "empty"),
+                "--name",
+                "x",
+            ]
+        )
+        == 2
+    )
+    assert "No SAE" in capsys.readouterr().out
