@@ -14,7 +14,7 @@ with SAEs trained on block outputs; pass ``hook_point`` to reproduce that).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from saesteer.data.chat import chat_prompt, encode
 from saesteer.errors import ConfigError, DataError
 from saesteer.models.layers import check_layer, decoder_layers
 from saesteer.models.loading import model_id
+from saesteer.runtime.capture import add_reader
 from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.operators import AddVector
 from saesteer.saes import check_sae_fits
@@ -133,22 +134,17 @@ def generate_and_read(
     blocks = decoder_layers(model)
     steps: dict[int, list[Tensor]] = {layer: [] for layer in layers}
 
-    def reader(layer: int) -> Any:
+    def reader(layer: int) -> Callable[[Tensor], None]:
         def read(hidden: Tensor) -> None:
             steps[layer].append(hidden[:, -1].detach())  # last prompt token at prefill, then each new token
 
-        if hook_point == "resid_post":
-            return lambda module, args, output: read(output[0] if isinstance(output, tuple) else output)
-        return lambda module, args, kwargs: read(args[0] if args else kwargs["hidden_states"])
+        return read
 
     batch = encode(tokenizer, _prompts(tokenizer, task, samples), templated=task.chat)
     handles = []
     try:
         for layer in layers:
-            if hook_point == "resid_post":
-                handles.append(blocks[layer].register_forward_hook(reader(layer)))
-            else:
-                handles.append(blocks[layer].register_forward_pre_hook(reader(layer), with_kwargs=True))
+            handles.append(add_reader(blocks[layer], hook_point, reader(layer)))
         context = steer(model, steering) if steering is not None else nullcontext()
         with context, torch.no_grad():
             out = model.generate(

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from saesteer.models.layers import check_layer, decoder_layers
 from saesteer.runtime.intervention import HookPoint
+
+
+def add_reader(block: nn.Module, hook_point: HookPoint, read: Callable[[Tensor], None]) -> RemovableHandle:
+    """Call ``read(hidden)`` with the block's output (resid_post) or input (resid_pre) on every forward;
+    the caller removes the returned handle."""
+    if hook_point == "resid_post":
+        return block.register_forward_hook(
+            lambda m, args, output: read(output[0] if isinstance(output, tuple) else output)
+        )
+    return block.register_forward_pre_hook(
+        lambda m, args, kwargs: read(args[0] if args else kwargs["hidden_states"]), with_kwargs=True
+    )
 
 
 class _StopForward(Exception):
@@ -26,23 +38,18 @@ def capture(
     found: dict[int, Tensor] = {}
     last = wanted[-1]
 
-    def make_hook(index: int) -> Any:
+    def storer(index: int) -> Callable[[Tensor], None]:
         def store(hidden: Tensor) -> None:
             found[index] = hidden.detach()
             if index == last:
                 raise _StopForward
 
-        if hook_point == "resid_post":
-            return lambda module, args, output: store(output[0] if isinstance(output, tuple) else output)
-        return lambda module, args, kwargs: store(args[0] if args else kwargs["hidden_states"])
+        return store
 
     handles = []
     try:
         for index in wanted:
-            if hook_point == "resid_post":
-                handles.append(blocks[index].register_forward_hook(make_hook(index)))
-            else:
-                handles.append(blocks[index].register_forward_pre_hook(make_hook(index), with_kwargs=True))
+            handles.append(add_reader(blocks[index], hook_point, storer(index)))
         with torch.no_grad(), contextlib.suppress(_StopForward):
             model(**batch, use_cache=False)
     finally:
