@@ -46,7 +46,7 @@ def as_chat(tokenizer: Any, texts: Iterator[str]) -> Iterator[str]:
 
 def _file_texts(path: Path, field: str) -> Iterator[str]:
     if path.suffix == ".jsonl":
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:

@@ -122,7 +122,7 @@ class Store:
                 f"{source} has no records.jsonl. Fix: pass a directory written by 'saesteer store export'."
             )
         try:
-            incoming = [Record(**json.loads(line)) for line in listing.read_text().splitlines() if line.strip()]
+            incoming = [Record(**json.loads(line)) for line in listing.read_text().split("\n") if line.strip()]
         except (json.JSONDecodeError, TypeError) as exc:
             raise StoreError(f"{listing} is malformed ({exc}). Fix: re-export the bundle.") from exc
         known = self.catalog.ids()

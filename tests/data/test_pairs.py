@@ -36,3 +36,10 @@ def test_malformed_datasets_name_the_problem(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_contrast_data(tmp_path / "nope.json")
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"positive": "good\\u2028day", "negative": "bad\u2028day"}\n', encoding="utf-8")
+    (pair,) = load_contrast_data(path)
+    assert pair.negative == "bad\u2028day" and pair.positive == "good\u2028day"
