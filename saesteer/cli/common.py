@@ -6,8 +6,6 @@ import argparse
 
 from rich.console import Console
 
-from saesteer.errors import ConfigError
-
 console = Console()
 
 
@@ -25,8 +23,3 @@ def int_list(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-
-
-def require(value: object, flag: str) -> None:
-    if value in (None, "", []):
-        raise ConfigError(f"Missing {flag}. Fix: pass {flag} (see --help).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,3 @@ def load_contrast_data(source: str | os.PathLike[str] | list[Any]) -> list[Contr
     if len(kinds) > 1:
         raise DataError("The dataset mixes A/B items and completion pairs. Fix: fit them separately.")
     return items
-
-
-def items_hash_rows(items: list[ContrastItem]) -> list[dict[str, Any]]:
-    return [asdict(item) for item in items]
