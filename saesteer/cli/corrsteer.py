@@ -67,6 +67,8 @@ def run_train(args: argparse.Namespace) -> None:
         layers = [int(x) for x in args.layers.split(",")]
     saes = {layer: store.load_sae(store.find_sae(args.model, layer).name) for layer in layers}
     model, tokenizer = load_model(args.model)
+    from saesteer.distributed import world
+
     result = corrsteer.fit(
         model,
         tokenizer,
@@ -77,6 +79,8 @@ def run_train(args: argparse.Namespace) -> None:
         samples=args.samples,
         batch_size=args.batch_size,
     )
+    if not world().is_main:
+        return  # every rank holds the same reduced result; only rank 0 writes
     record = corrsteer.save(store, args.name, result, task=task.name, pool=args.pool)
     stats = result.harvest.stats
     console.print(f"harvested {stats.n} samples ({task.reward_name}: {stats.n_pos / stats.n:.2f})")

@@ -24,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from saesteer.data.chat import chat_prompt, encode
+from saesteer.distributed import gather, world
 from saesteer.errors import ConfigError, DataError
 from saesteer.models.layers import check_layer, decoder_layers
 from saesteer.models.loading import model_id
@@ -204,9 +205,11 @@ def harvest(
     if not items:
         raise DataError(f"Task {task.name} has no {split} samples. Fix: use more data or another split.")
     stats = FeatureStats.empty(layers, widths.pop())
-    records: list[Generation] = []
-    for start in tqdm(range(0, len(items), batch_size), desc=f"harvest {task.name}", disable=not progress):
-        chunk = items[start : start + batch_size]
+    records: list[tuple[int, Generation]] = []
+    current = world()
+    batches = current.my_batches(len(items), batch_size)
+    for start, end in tqdm(batches, desc=f"harvest {task.name}", disable=not progress or not current.is_main):
+        chunk = items[start:end]
         texts, pooled = generate_and_read(
             model, tokenizer, task, chunk, {index: saes[index] for index in layers}, hook_point=hook_point, pool=pool
         )
@@ -217,8 +220,10 @@ def harvest(
             for index, layer in enumerate(layers):
                 values, features = pooled[row, index].topk(min(keep_top, pooled.shape[-1]))
                 top[layer] = [(int(f), float(v)) for f, v in zip(features, values, strict=True) if v > 0]
-            records.append(Generation(sample.id, text, float(rewards[row]), top))
-    return Harvest(stats, records, layers)
+            records.append((start + row, Generation(sample.id, text, float(rewards[row]), top)))
+    stats.all_reduce()  # float64 sums of every rank: equal to one pass over all samples
+    ordered = [record for _, record in sorted(gather(records, current), key=lambda pair: pair[0])]
+    return Harvest(stats, ordered, layers)
 
 
 def select(stats: FeatureStats, variant: Variant = "A", top_k: int = 20) -> tuple[list[SelectedFeature], dict]:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 from torch import Tensor
 
 from saesteer.errors import StoreError
-from saesteer.store.blobs import read_blob, write_blob
+from saesteer.store.blobs import copy_blob, read_blob, write_blob
 from saesteer.store.catalog import Catalog
 from saesteer.store.records import KINDS, Record
 
@@ -108,7 +108,7 @@ class Store:
         out = Path(out_dir)
         (out / "blobs").mkdir(parents=True, exist_ok=True)
         for record in records:
-            write_blob(out / record.blob, self.tensors(record), metadata={"kind": record.kind, "name": record.name})
+            copy_blob(self.root / record.blob, out / record.blob, record.checksum)
         lines = [json.dumps(asdict(r), sort_keys=True) for r in records]
         (out / "records.jsonl").write_text("\n".join(lines) + "\n")
         return records
@@ -132,10 +132,9 @@ class Store:
                 continue
             if Path(record.blob).name != f"{record.id}.safetensors":
                 raise StoreError(f"Record {record.id} points at {record.blob!r}. Fix: re-export the bundle.")
-            tensors = read_blob(source / record.blob, record.checksum)
-            checksum = write_blob(self.root / record.blob, tensors, metadata={"kind": record.kind, "name": record.name})
+            copy_blob(source / record.blob, self.root / record.blob, record.checksum)
             try:
-                self.catalog.insert(replace(record, checksum=checksum))
+                self.catalog.insert(record)
             except BaseException:
                 (self.root / record.blob).unlink(missing_ok=True)
                 raise
