@@ -72,3 +72,66 @@ def test_two_process_harvest_equals_one_process(tmp_path, smollm2_sae):
         torch.testing.assert_close(merged.to_tensors()[name], value, rtol=1e-12, atol=1e-9, msg=name)
     records = json.loads((tmp_path / "generations.json").read_text())
     assert records == json.loads(json.dumps([asdict(g) for g in single.generations]))
+
+
+def test_accelerate_launch_of_the_cli_matches_a_single_process_run(tmp_path, smollm2_sae):
+    import subprocess
+    import sys
+
+    from saesteer.cli.main import main
+    from saesteer.store import Store
+
+    stores = {name: str(tmp_path / name) for name in ("sharded", "single")}
+    for path in stores.values():
+        Store(path).save_sae("sae-l8", smollm2_sae[0], model_id="smollm2-135m-instruct", layer=8)
+    args = [
+        "train",
+        "corrsteer",
+        "--model",
+        "smollm2-135m-instruct",
+        "--task",
+        "capitals",
+        "--layers",
+        "8",
+        "--name",
+        "caps",
+        "--samples",
+        str(SAMPLES),
+        "--batch-size",
+        str(BATCH),
+    ]
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "saesteer",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*launcher, *args, "--store", stores["sharded"]], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main([*args, "--store", stores["single"]]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    sharded, single = Store(stores["sharded"]), Store(stores["single"])
+    assert len(sharded.find(kind="vector")) == 1  # only rank 0 wrote
+    a, b = sharded.load_feature_stats("caps-stats"), single.load_feature_stats("caps-stats")
+    assert a.n == b.n == SAMPLES
+    torch.testing.assert_close(a.pearson(), b.pearson(), rtol=1e-9, atol=1e-9)
+    assert sharded.get("caps").config["features"] == single.get("caps").config["features"]
