@@ -42,15 +42,9 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            with self._connect() as db:
-                db.execute("PRAGMA journal_mode=WAL")  # concurrent readers + one writer, no lost records
-                db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{path} is not a usable SQLite catalog ({exc}). Fix: point the store at another "
-                "directory, or restore the catalog from a backup."
-            ) from exc
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # concurrent readers + one writer, no lost records
+            db.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -58,6 +52,11 @@ class Catalog:
         try:
             with db:  # one transaction: committed on success, rolled back on error
                 yield db
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"The SQLite catalog {self.path} is not usable ({exc}). Fix: check it is a saesteer store not "
+                "locked by another program, point the store elsewhere, or restore the catalog from a backup."
+            ) from exc
         finally:
             db.close()
 

@@ -51,8 +51,9 @@ def test_jumprelu_trains_and_round_trips_through_the_store(tmp_path, smollm2):
     from saesteer.store import Store
 
     model, tokenizer = smollm2
-    config = SAETrainConfig(layer=4, architecture="jumprelu", d_sae=576, tokens=4096, steps=40, batch_size=256,
-                            lr=1e-3, l0_coefficient=0.5)
+    config = SAETrainConfig(
+        layer=4, architecture="jumprelu", d_sae=576, tokens=4096, steps=40, batch_size=256, lr=1e-3, l0_coefficient=0.5
+    )
     sae, metrics = train_sae(model, tokenizer, config, progress=False)
     assert type(sae).__name__ == "JumpReLUSAE" and metrics["l0"] > 0 and metrics["explained_variance"] > 0
     store = Store(tmp_path)

@@ -157,3 +157,13 @@ def test_no_pickle_anywhere_in_the_package():
         for line in text.splitlines():
             if "torch.load(" in line:
                 assert "weights_only=True" in line, f"{source}: {line}"
+
+
+def test_a_foreign_sqlite_database_is_a_store_error(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "catalog.sqlite") as db:
+        db.execute("CREATE TABLE records (id TEXT, colour TEXT)")
+    with pytest.raises(StoreError, match="catalog"):
+        Store(tmp_path).find()
+

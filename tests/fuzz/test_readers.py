@@ -1,0 +1,164 @@
+"""Property-based fuzzing of every reader of untrusted input: only typed saesteer errors may escape.
+
+Examples per target: ``SAESTEER_FUZZ_EXAMPLES`` (200 in CI; benchmarks/fuzz_readers.py runs 2,000+).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from saesteer.errors import ConfigError, DataError, StoreError
+from saesteer.interop import (
+    export_gguf_control_vector,
+    export_layer_tensors,
+    import_gguf_control_vector,
+    import_layer_tensors,
+)
+from saesteer.recipes import load_recipe
+from saesteer.store.blobs import read_blob, write_blob
+
+EXAMPLES = int(os.environ.get("SAESTEER_FUZZ_EXAMPLES", "200"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _reference_files() -> dict[str, bytes]:
+    folder = Path(tempfile.mkdtemp(prefix="saesteer-fuzz-"))
+    vectors = {3: torch.randn(16), 7: torch.randn(16)}
+    export_gguf_control_vector(vectors, folder / "v.gguf", model_hint="llama")
+    export_layer_tensors(vectors, folder / "v.safetensors")
+    write_blob(folder / "blob.safetensors", {"vector": torch.randn(16)})
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+REFERENCE = _reference_files()
+
+
+def mutated(name: str) -> st.SearchStrategy[bytes]:
+    """A real file with random byte flips, truncation or insertions, or arbitrary bytes."""
+    original = REFERENCE[name]
+
+    def apply(edits: list[tuple[int, int]], cut: int) -> bytes:
+        data = bytearray(original[: max(0, len(original) - cut)])
+        for position, value in edits:
+            if data:
+                data[position % len(data)] = value
+        return bytes(data)
+
+    edits = st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=8)
+    return st.one_of(st.builds(apply, edits, st.integers(0, len(original))), st.binary(max_size=512))
+
+
+def expect_only(errors: tuple[type[Exception], ...], action: Callable[[], object]) -> None:
+    """Run ``action``; the typed errors are fine, anything else fails the test."""
+    with contextlib.suppress(*errors):
+        action()
+
+
+def check_file(data: bytes, suffix: str, action: Callable[[Path], object], errors: tuple[type[Exception], ...]) -> None:
+    with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+        handle.write(data)
+        handle.flush()
+        expect_only(errors, lambda: action(Path(handle.name)))
+
+
+def check_blob(data: bytes) -> None:
+    check_file(data, ".safetensors", read_blob, (StoreError,))
+
+
+def check_gguf(data: bytes) -> None:
+    check_file(data, ".gguf", import_gguf_control_vector, (DataError,))
+
+
+def check_layer_file(data: bytes) -> None:
+    check_file(data, ".safetensors", import_layer_tensors, (DataError,))
+
+
+def check_recipe(text: str) -> None:
+    check_file(text.encode("utf-8", "surrogatepass"), ".yaml", load_recipe, (ConfigError,))
+
+
+def check_dataset(text: str) -> None:
+    from saesteer.data import load_contrast_data
+
+    check_file(text.encode("utf-8", "surrogatepass"), ".jsonl", load_contrast_data, (DataError,))
+
+
+def check_catalog(data: bytes) -> None:
+    from saesteer.store import Store
+
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "catalog.sqlite").write_bytes(data)
+        expect_only((StoreError,), lambda: Store(folder).find())
+
+
+RECIPE_TEXT = st.one_of(
+    st.text(max_size=300),
+    st.dictionaries(
+        st.sampled_from(["job", "model", "layer", "store", "d_sae", "k", "tokens", "colour"]),
+        st.one_of(st.integers(), st.text(max_size=8), st.floats(allow_nan=True), st.none()),
+    ).map(lambda d: "\n".join(f"{k}: {v!r}" for k, v in d.items())),
+)
+DATASET_TEXT = st.one_of(
+    st.text(max_size=300),
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "positive",
+                    "negative",
+                    "prompt",
+                    "question",
+                    "answer_matching_behavior",
+                    "answer_not_matching_behavior",
+                ]
+            ),
+            st.one_of(st.text(max_size=10), st.integers(), st.none()),
+        ),
+        max_size=4,
+    ).map(lambda rows: "\n".join(json.dumps(r) for r in rows)),
+)
+
+
+@FUZZ
+@given(mutated("blob.safetensors"))
+def test_store_blob_reader(data: bytes) -> None:
+    check_blob(data)
+
+
+@FUZZ
+@given(mutated("v.gguf"))
+def test_gguf_control_vector_importer(data: bytes) -> None:
+    check_gguf(data)
+
+
+@FUZZ
+@given(mutated("v.safetensors"))
+def test_layer_tensor_importer(data: bytes) -> None:
+    check_layer_file(data)
+
+
+@FUZZ
+@given(RECIPE_TEXT)
+def test_recipe_loader(text: str) -> None:
+    check_recipe(text)
+
+
+@FUZZ
+@given(DATASET_TEXT)
+def test_dataset_loader(text: str) -> None:
+    check_dataset(text)
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_catalog_reader(data: bytes) -> None:
+    check_catalog(data)
