@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from saesteer.data.chat import chat_prompt, encode, has_chat_template
+from saesteer.models.layers import check_context
 from saesteer.runtime.positions import PositionPolicy
 from saesteer.runtime.steer import steer
 
@@ -35,6 +36,7 @@ def generate(
     for start in tqdm(range(0, len(texts), batch_size), desc="generate", disable=not progress):
         chunk = texts[start : start + batch_size]
         batch = encode(tokenizer, chunk, templated=templated)
+        check_context(model, batch["input_ids"].shape[1] + max_new_tokens)
         row_alpha = alphas[start : start + batch_size] if alphas is not None else alpha
         context = (
             steer(model, steering, alpha=row_alpha, positions=positions) if steering is not None else nullcontext()

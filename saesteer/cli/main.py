@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except SaesteerError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted:[/] hooks removed; records already in the store are complete")
+        return 130
     return 0
 
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from saesteer.data.chat import chat_prompt, encode, has_chat_template
 from saesteer.data.pairs import ABItem, ContrastItem, load_contrast_data
 from saesteer.errors import ConfigError, DataError
-from saesteer.models.layers import check_layer
+from saesteer.models.layers import check_context, check_layer
 from saesteer.models.loading import model_id
 from saesteer.runtime.capture import capture
 from saesteer.runtime.intervention import HookPoint
@@ -98,6 +98,7 @@ def read_activations(
         raise DataError("The batch mixes pairs with and without a prompt. Fix: give every pair a prompt or none.")
     batch = encode(tokenizer, [s.text for s in spans], templated=templated.pop(), return_offsets_mapping=True)
     offsets = batch.pop("offset_mapping")
+    check_context(model, batch["input_ids"].shape[1])
     weights = _token_weights(offsets, batch["attention_mask"].bool(), spans, read)
     hidden = capture(model, dict(batch), layers, hook_point)
     return {layer: torch.einsum("bt,btd->bd", weights.double(), h.double()) for layer, h in hidden.items()}

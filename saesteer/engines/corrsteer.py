@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from saesteer.data.chat import chat_prompt, encode
 from saesteer.distributed import gather, world
 from saesteer.errors import ConfigError, DataError
-from saesteer.models.layers import check_layer, decoder_layers
+from saesteer.models.layers import check_context, check_layer, decoder_layers
 from saesteer.models.loading import model_id
 from saesteer.runtime.capture import add_reader
 from saesteer.runtime.intervention import HookPoint, Intervention
@@ -142,6 +142,7 @@ def generate_and_read(
         return read
 
     batch = encode(tokenizer, _prompts(tokenizer, task, samples), templated=task.chat)
+    check_context(model, batch["input_ids"].shape[1] + task.max_new_tokens)
     handles = []
     try:
         for layer in layers:

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from saesteer.data.chat import chat_prompt, has_chat_template
 from saesteer.data.pairs import ABItem, load_contrast_data
 from saesteer.errors import DataError
+from saesteer.models.layers import check_context
 from saesteer.runtime.steer import steer
 
 
@@ -68,6 +69,7 @@ def evaluate_ab(
         chunk = rows[start : start + batch_size]
         prompts = [decisions[i][0] for _, i in chunk]
         width = max(len(p) for p in prompts)
+        check_context(model, width)
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         inputs = {

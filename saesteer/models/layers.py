@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from saesteer.errors import LayerError, UnknownArchitectureError
+from saesteer.errors import DataError, LayerError, UnknownArchitectureError
 
 # Attribute paths to the decoder-layer ModuleList, most common first.
 _LAYER_PATHS = (
@@ -74,3 +74,20 @@ def check_layer(model: Any, layer: int) -> int:
             f"Fix: pass a layer in 0..{count - 1} (or -{count}..-1 from the end)."
         )
     return layer % count
+
+
+def context_length(model: Any) -> int | None:
+    """The longest sequence the model's positions support (None if the config does not say)."""
+    config = text_config(model)
+    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return int(value) if value else None
+
+
+def check_context(model: Any, tokens: int) -> None:
+    """Refuse a prompt (plus the tokens to generate) longer than the model's context."""
+    limit = context_length(model)
+    if limit is not None and tokens > limit:
+        raise DataError(
+            f"{tokens} tokens exceed {type(model).__name__}'s context of {limit}. "
+            "Fix: shorten the prompt, truncate the data, or generate fewer tokens."
+        )

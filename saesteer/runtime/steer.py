@@ -10,7 +10,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from saesteer.errors import ConfigError, VectorError
-from saesteer.models.layers import check_layer, decoder_layers, hidden_size
+from saesteer.models.layers import check_layer, context_length, decoder_layers, hidden_size
 from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.operators import AddVector, as_vectors
 from saesteer.runtime.positions import PositionPolicy
@@ -117,7 +117,7 @@ def steer(
     """
     items = build_interventions(model, what, layer=layer, alpha=alpha, positions=positions, hook_point=hook_point)
     layers = decoder_layers(model)
-    tracker = StepTracker(end_of_turn_markers(model))
+    tracker = StepTracker(end_of_turn_markers(model), context_length(model))
     groups: dict[tuple[int, str], list[Intervention]] = defaultdict(list)
     for item in items:
         groups[(item.layer, item.hook_point)].append(item)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from saesteer.errors import ConfigError
+from saesteer.errors import ConfigError, DataError
 from saesteer.models.layers import decoder_layers
 from saesteer.runtime.positions import PositionPolicy, PromptInfo
 
@@ -38,8 +38,9 @@ def end_of_turn_markers(model: nn.Module) -> tuple[tuple[int, ...], ...]:
 class StepTracker:
     """Forward pre-hook on the decoder owner: records the prompt and each call's offset in the cache."""
 
-    def __init__(self, end_markers: tuple[tuple[int, ...], ...]) -> None:
+    def __init__(self, end_markers: tuple[tuple[int, ...], ...], context: int | None = None) -> None:
         self.end_markers = end_markers
+        self.context = context
         self.prompt: PromptInfo | None = None
         self.offset = 0
         self.length = 0
@@ -56,6 +57,11 @@ class StepTracker:
         mask = kwargs.get("attention_mask")
         mask = mask if isinstance(mask, Tensor) and mask.dim() == 2 else None
         offset = self._offset(kwargs, mask, length)
+        if self.context is not None and offset + length > self.context:
+            raise DataError(
+                f"{offset + length} tokens exceed the model's context of {self.context}. "
+                "Fix: shorten the prompt or generate fewer tokens."
+            )
         self.offset, self.length = offset, length
         self._step_masks = {}
         if offset == 0:

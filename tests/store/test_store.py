@@ -166,4 +166,3 @@ def test_a_foreign_sqlite_database_is_a_store_error(tmp_path):
         db.execute("CREATE TABLE records (id TEXT, colour TEXT)")
     with pytest.raises(StoreError, match="catalog"):
         Store(tmp_path).find()
-
