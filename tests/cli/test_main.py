@@ -165,3 +165,60 @@ def test_train_corrsteer_and_features_top(tmp_path, capsys, smollm2, smollm2_sae
         == 2
     )
     assert "No SAE" in capsys.readouterr().out
+
+
+def test_ctrl_c_during_a_harvest_leaves_the_store_consistent_and_a_rerun_completes(tmp_path, smollm2_sae):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from saesteer.store import Store
+
+    store = tmp_path / "store"
+    Store(store).save_sae("sae-l8", smollm2_sae[0], model_id="smollm2-135m-instruct", layer=8)
+    command = [
+        sys.executable,
+        "-m",
+        "saesteer",
+        "train",
+        "corrsteer",
+        "--model",
+        "smollm2-135m-instruct",
+        "--task",
+        "capitals",
+        "--layers",
+        "8",
+        "--store",
+        str(store),
+        "--name",
+        "caps",
+        "--samples",
+        "48",
+        "--batch-size",
+        "4",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: process.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 240
+    while "harvest capitals" not in "".join(err) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert "harvest capitals" in "".join(err), "the interrupt should land inside the harvest"
+    process.send_signal(signal.SIGINT)
+    out = process.stdout.read()
+    process.wait(timeout=120)
+    assert process.returncode == 130 and "interrupted" in out
+    assert [r.kind for r in Store(store).find()] == ["sae"] and Store(store).verify() == []
+    rerun = subprocess.run(
+        [*command[:-4], "--samples", "8", "--batch-size", "4"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert {r.name for r in Store(store).find()} == {"sae-l8", "caps", "caps-stats"}
