@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,14 @@ def converted_gguf_dir(gguf_path: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, filename = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-    model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    except (ValueError, KeyError, IndexError, TypeError, RuntimeError, OSError, struct.error) as exc:
+        raise ModelNotFoundError(
+            f"{gguf_path} is not a readable GGUF model ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Fix: check the file is complete (re-download it) and that transformers supports its architecture."
+        ) from exc
     # A GGUF-loaded model refuses save_pretrained until its quantizer bookkeeping is dropped.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -49,3 +49,11 @@ def test_non_gguf_file_and_directory_without_config_are_rejected(tmp_path: Path)
         resolve_model_dir(text)
     with pytest.raises(ModelNotFoundError, match=r"config\.json"):
         resolve_model_dir(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"\x00" * 64, b"GGUF\x03\x00\x00\x00garbage"])
+def test_malformed_gguf_model_files_are_clear_errors(tmp_path: Path, content: bytes):
+    path = tmp_path / "model.gguf"
+    path.write_bytes(content)
+    with pytest.raises(ModelNotFoundError, match="not a readable GGUF"):
+        load_model(path)
