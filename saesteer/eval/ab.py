@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from saesteer.data.chat import chat_prompt, has_chat_template
 from saesteer.data.pairs import ABItem, load_contrast_data
 from saesteer.errors import DataError
 from saesteer.models.layers import check_context
+from saesteer.runtime.positions import PositionPolicy
 from saesteer.runtime.steer import steer
+from saesteer.runtime.tracker import end_of_turn_markers
 
 
 @dataclass
@@ -43,6 +46,59 @@ def _decision(tokenizer: Any, item: ABItem) -> tuple[list[int], int, int]:
     return match[:common], match[common], other[common]
 
 
+def _instruction_split(ids: list[int], markers: set[int]) -> int | None:
+    """Index just after the last end-of-turn marker (where CAA starts steering); None if there is none."""
+    ends = [index for index, token in enumerate(ids) if token in markers]
+    return ends[-1] + 1 if ends else None
+
+
+def _left_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
+def _p_matching(logits: Tensor, decisions: list[tuple[list[int], int, int]]) -> list[float]:
+    p = logits.double().softmax(-1)
+    return [float(p[row, m] / (p[row, m] + p[row, o])) for row, (_, m, o) in enumerate(decisions)]
+
+
+def _shared_prefix_probs(
+    model: Any, decisions: list[tuple[list[int], int, int]], multipliers: Sequence[float], steering: Any, pad: int
+) -> list[float] | None:
+    """CAA steers only after the instruction, so the unsteered instruction is run once per item and its
+    KV cache reused for every multiplier; returns p(matching) item-major, or None if the items'
+    post-instruction tokens differ (then the caller runs full prompts)."""
+    markers = {token for (token,) in end_of_turn_markers(model)}
+    found = [_instruction_split(ids, markers) for ids, _, _ in decisions]
+    splits = [s for s in found if s is not None]
+    if len(splits) != len(decisions) or len({tuple(d[0][s:]) for d, s in zip(decisions, splits, strict=True)}) != 1:
+        return None
+    suffix = decisions[0][0][splits[0] :]
+    ids, mask = _left_pad([d[0][:s] for d, s in zip(decisions, splits, strict=True)], pad)
+    check_context(model, ids.shape[1] + len(suffix))
+    with torch.no_grad():
+        cache = model(
+            input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0)
+        ).past_key_values
+    repeats = len(multipliers)
+    cache.batch_repeat_interleave(repeats)
+    rows = ids.shape[0] * repeats
+    full_mask = torch.cat([mask.repeat_interleave(repeats, dim=0), torch.ones(rows, len(suffix), dtype=mask.dtype)], 1)
+    positions = mask.sum(1).repeat_interleave(repeats)[:, None] + torch.arange(len(suffix))
+    alphas = [m for _ in decisions for m in multipliers]
+    # The cache was filled outside the steering context, so every suffix token counts as after the prompt.
+    with steer(model, steering, alpha=alphas, positions="after_prompt"), torch.no_grad():
+        logits = model(
+            input_ids=torch.tensor([suffix] * rows),
+            attention_mask=full_mask,
+            position_ids=positions,
+            past_key_values=cache,
+        ).logits[:, -1]
+    return _p_matching(logits, [d for d in decisions for _ in multipliers])
+
+
 def evaluate_ab(
     model: Any,
     tokenizer: Any,
@@ -50,7 +106,7 @@ def evaluate_ab(
     steering: Any = None,
     *,
     multipliers: Sequence[float] = (0.0,),
-    positions: str = "after_prompt",
+    positions: PositionPolicy | str = "after_prompt",
     batch_size: int = 16,
     progress: bool = True,
 ) -> ABResult:
@@ -62,32 +118,32 @@ def evaluate_ab(
     if not items:
         raise DataError("A/B evaluation needs A/B items (question, answer_matching_behavior, ...).")
     decisions = [_decision(tokenizer, item) for item in items]
-    rows = [(m, i) for m in multipliers for i in range(len(items))]
     pad = tokenizer.pad_token_id
-    probs: list[float] = []
-    for start in tqdm(range(0, len(rows), batch_size), desc="A/B eval", disable=not progress):
-        chunk = rows[start : start + batch_size]
-        prompts = [decisions[i][0] for _, i in chunk]
-        width = max(len(p) for p in prompts)
-        check_context(model, width)
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        inputs = {
-            "input_ids": input_ids,
-            "attention_mask": attention,
-            "position_ids": (attention.cumsum(dim=1) - 1).clamp(min=0),
-        }
-        alphas = [m for m, _ in chunk]
-        context = steer(model, steering, alpha=alphas, positions=positions) if steering is not None else nullcontext()
-        with context, torch.no_grad():
-            logits = model(**inputs).logits[:, -1]
-        p = logits.double().softmax(-1)
-        for row, (_, i) in enumerate(chunk):
-            _, match_id, other_id = decisions[i]
-            probs.append(float(p[row, match_id] / (p[row, match_id] + p[row, other_id])))
+    found: dict[tuple[float, int], float] = {}
+    per_chunk = max(1, batch_size // len(multipliers)) if steering is not None else batch_size
+    for start in tqdm(range(0, len(items), per_chunk), desc="A/B eval", disable=not progress):
+        indices = list(range(start, min(start + per_chunk, len(items))))
+        chunk = [decisions[i] for i in indices]
+        shared = None
+        if steering is not None and positions == "after_prompt":
+            shared = _shared_prefix_probs(model, chunk, multipliers, steering, pad)
+        if shared is not None:
+            rows = [(float(m), i) for i in indices for m in multipliers]
+            found.update(zip(rows, shared, strict=True))
+            continue
+        for m in multipliers if steering is not None else [0.0]:
+            ids, mask = _left_pad([d[0] for d in chunk], pad)
+            check_context(model, ids.shape[1])
+            context = steer(model, steering, alpha=m, positions=positions) if steering is not None else nullcontext()
+            with context, torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
+            found.update(zip([(float(m), i) for i in indices], _p_matching(logits.logits[:, -1], chunk), strict=True))
+    if steering is None:  # no vector: every multiplier is the unsteered model
+        found = {(float(m), i): found[(0.0, i)] for m in multipliers for i in range(len(items))}
     records: list[dict[str, Any]] = [
-        {"multiplier": float(m), "item": i, "p_matching": pm, "matching": items[i].matching}
-        for (m, i), pm in zip(rows, probs, strict=True)
+        {"multiplier": float(m), "item": i, "p_matching": found[(float(m), i)], "matching": items[i].matching}
+        for m in multipliers
+        for i in range(len(items))
     ]
     per_m = {float(m): [r["p_matching"] for r in records if r["multiplier"] == float(m)] for m in multipliers}
     return ABResult(

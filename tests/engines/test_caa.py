@@ -106,3 +106,17 @@ def test_bad_caa_input(smollm2, tmp_path):
         caa.fit(model, tokenizer, [{"positive": "a", "negative": "b"}], layers=[3], read="answer")
     with pytest.raises(Exception, match="out of range"):
         caa.fit(model, tokenizer, [{"positive": "a", "negative": "b"}], layers=[99])
+
+
+def test_shared_instruction_cache_gives_the_same_probabilities_as_full_prompts(smollm2, refusal_vector):
+    from saesteer.runtime import AfterInstruction
+
+    model, tokenizer = smollm2
+    items = json.loads(sample_path("caa/refusal_test_ab.json").read_text())[:6]
+    cached = evaluate_ab(model, tokenizer, items, refusal_vector, multipliers=[-4.0, 4.0], progress=False)
+    full = evaluate_ab(
+        model, tokenizer, items, refusal_vector, multipliers=[-4.0, 4.0], progress=False, positions=AfterInstruction()
+    )  # same tokens, but run as whole prompts
+    for a, b in zip(cached.records, full.records, strict=True):
+        assert a["multiplier"] == b["multiplier"] and a["item"] == b["item"]
+        assert a["p_matching"] == pytest.approx(b["p_matching"], abs=1e-5)
