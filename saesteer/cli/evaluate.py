@@ -29,6 +29,72 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ab.add_argument("--multipliers", type=float_list, default=[-2.0, -1.0, 0.0, 1.0, 2.0])
     ab.add_argument("--out", help="write per-item records and means as JSON")
     ab.set_defaults(run=run_ab)
+    task = kinds.add_parser(
+        "task",
+        help="reward on a task's split, unsteered vs steered, with SER",
+        epilog=TASK_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    task.add_argument("--model", required=True)
+    task.add_argument("--store", required=True)
+    task.add_argument("--vector", required=True, help="a stored CAA/imported vector or CorrSteer artifact")
+    task.add_argument("--task", required=True)
+    task.add_argument("--data", default=None)
+    task.add_argument("--split", choices=["train", "val", "test"], default="test")
+    task.add_argument("--limit", type=int, default=None)
+    task.add_argument("--alpha", type=float, default=1.0, help="strength (CorrSteer's s)")
+    task.add_argument("--batch-size", type=int, default=8)
+    task.add_argument("--out", help="write per-sample records and the summary as JSON")
+    task.set_defaults(run=run_task)
+
+
+TASK_EXAMPLE = """example:
+  saesteer eval task --model smollm2-135m-instruct --store runs/store --vector capitals-A --task capitals"""
+
+
+def run_task(args: argparse.Namespace) -> None:
+    from saesteer.engines import corrsteer
+    from saesteer.models import load_model
+    from saesteer.store import Store
+    from saesteer.tasks import get_task
+
+    store = Store(args.store)
+    record = store.get(args.vector, kind="vector")
+    artifact = corrsteer.load(store, args.vector) if record.method == "corrsteer" else store.load_vector(args.vector)
+    task = get_task(args.task, args.data)
+    samples = task.samples(args.split)[: args.limit]
+    model, tokenizer = load_model(args.model)
+    plain = corrsteer.evaluate(model, tokenizer, task, samples, batch_size=args.batch_size)
+    interventions = artifact.interventions(alpha=args.alpha) or None  # CorrSteer-P may keep no layer
+    steered = corrsteer.evaluate(model, tokenizer, task, samples, interventions, batch_size=args.batch_size)
+    summary = {
+        "task": task.name,
+        "split": args.split,
+        "n": len(samples),
+        "reward": task.reward_name,
+        "unsteered": sum(r.reward for r in plain) / len(plain),
+        "steered": sum(r.reward for r in steered) / len(steered),
+        "ser": corrsteer.side_effect_ratio(plain, steered),
+        "changed": sum(a.generation != b.generation for a, b in zip(plain, steered, strict=True)),
+    }
+    ser = "n/a (no output changed)" if summary["ser"] is None else f"{summary['ser']:.2f}"
+    console.print(
+        f"{task.name} {args.split} (n={summary['n']}, {task.reward_name}): unsteered {summary['unsteered']:.3f}, "
+        f"steered {summary['steered']:.3f}, SER {ser}, {summary['changed']} outputs changed"
+    )
+    if args.out:
+        records = [
+            {
+                "id": a.id,
+                "unsteered": a.generation,
+                "steered": b.generation,
+                "reward_unsteered": a.reward,
+                "reward_steered": b.reward,
+            }
+            for a, b in zip(plain, steered, strict=True)
+        ]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({**summary, "records": records}, indent=1))
 
 
 def run_ab(args: argparse.Namespace) -> None:

@@ -165,6 +165,33 @@ def test_train_corrsteer_and_features_top(tmp_path, capsys, smollm2, smollm2_sae
         == 2
     )
     assert "No SAE" in capsys.readouterr().out
+    report = tmp_path / "eval.json"
+    assert (
+        main(
+            [
+                "eval",
+                "task",
+                "--model",
+                "smollm2-135m-instruct",
+                "--store",
+                store,
+                "--vector",
+                "caps",
+                "--task",
+                "capitals",
+                "--limit",
+                "4",
+                "--alpha",
+                "40",
+                "--out",
+                str(report),
+            ]
+        )
+        == 0
+    )
+    assert "unsteered" in capsys.readouterr().out
+    summary = json.loads(report.read_text())
+    assert summary["n"] == 4 and len(summary["records"]) == 4 and summary["changed"] >= 1
 
 
 def test_ctrl_c_during_a_harvest_leaves_the_store_consistent_and_a_rerun_completes(tmp_path, smollm2_sae):
