@@ -46,24 +46,28 @@ def saes_for(store: Store, model: object, tokenizer: object, layers: list[int], 
     return saes
 
 
-def held_out_r(model, tokenizer, task, samples, saes, features, batch_size) -> dict[str, float | None]:
-    """Pearson r of each selected feature's pooled activation with reward, on held-out samples."""
-    layers = sorted({f.layer for f in features})
-    xs, ys = [], []
+def unsteered_pass(
+    model, tokenizer, task, samples, saes, batch_size
+) -> tuple[list[corrsteer.Generation], torch.Tensor]:
+    """Unsteered generations on held-out samples and their pooled SAE latents (N, layers, d_sae), in one pass."""
+    records, xs = [], []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
         texts, pooled = corrsteer.generate_and_read(
-            model, tokenizer, task, chunk, {layer: saes[layer] for layer in layers}, hook_point="resid_post", pool="max"
+            model, tokenizer, task, chunk, saes, hook_point="resid_post", pool="max"
         )
         xs.append(pooled)
-        ys.extend(task.reward(s, t) for s, t in zip(chunk, texts, strict=True))
-    x = torch.cat(xs)
+        records.extend(corrsteer.Generation(s.id, t, task.reward(s, t)) for s, t in zip(chunk, texts, strict=True))
+    return records, torch.cat(xs)
+
+
+def held_out_r(x: torch.Tensor, rewards: list[float], layers: list[int], features) -> dict[str, float | None]:
+    """Pearson r of each selected feature's pooled activation with reward, on held-out samples."""
     out = {}
     for f in features:
         column = x[:, layers.index(f.layer), f.feature].numpy()
-        out[f"L{f.layer}/{f.feature}"] = (
-            None if column.std() == 0 or len(set(ys)) < 2 else float(pearsonr(column, ys)[0])
-        )
+        constant = column.std() == 0 or len(set(rewards)) < 2
+        out[f"L{f.layer}/{f.feature}"] = None if constant else float(pearsonr(column, rewards)[0])
     return out
 
 
@@ -90,7 +94,8 @@ def main() -> None:
         task = get_task(task_name)
         test = task.samples("test")
         start = time.perf_counter()
-        baseline = corrsteer.evaluate(model, tokenizer, task, test, batch_size=args.batch_size)
+        baseline, test_latents = unsteered_pass(model, tokenizer, task, test, saes, args.batch_size)
+        rewards = [r.reward for r in baseline]
         base_reward = sum(r.reward for r in baseline) / len(baseline)
         found = corrsteer.harvest(model, tokenizer, task, saes, batch_size=args.batch_size, progress=False)
         for variant in ("S", "A", "P"):
@@ -120,9 +125,7 @@ def main() -> None:
                     "ser": ser,
                     "changed": sum(b.generation != s.generation for b, s in zip(baseline, steered, strict=True)),
                     "features": [vars(f) for f in result.artifact.features],
-                    "held_out_r": held_out_r(
-                        model, tokenizer, task, test, saes, result.artifact.features, args.batch_size
-                    ),
+                    "held_out_r": held_out_r(test_latents, rewards, sorted(saes), result.artifact.features),
                     "validation": result.validation,
                 }
             )

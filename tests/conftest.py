@@ -45,3 +45,30 @@ def smollm2_sae(smollm2: tuple[Any, Any]) -> tuple[Any, dict[str, Any]]:
     model, tokenizer = smollm2
     config = SAETrainConfig(layer=8, d_sae=1152, k=16, tokens=16_384, steps=200, batch_size=512, lr=1e-3)
     return train_sae(model, tokenizer, config, progress=False)
+
+
+def store_with_sae(path: Any, sae: Any, layer: int = 8) -> str:
+    """A store directory holding ``sae`` as SmolLM2's SAE for ``layer``."""
+    from saesteer.store import Store
+
+    Store(path).save_sae(f"sae-l{layer}", sae, model_id="smollm2-135m-instruct", layer=layer)
+    return str(path)
+
+
+def corrsteer_argv(store: str, *, name: str = "caps", layers: str = "8", extra: tuple[str, ...] = ()) -> list[str]:
+    """``saesteer train corrsteer`` arguments for the capitals task on SmolLM2."""
+    return [
+        "train",
+        "corrsteer",
+        "--model",
+        "smollm2-135m-instruct",
+        "--task",
+        "capitals",
+        "--layers",
+        layers,
+        "--store",
+        store,
+        "--name",
+        name,
+        *extra,
+    ]

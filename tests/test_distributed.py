@@ -17,6 +17,7 @@ from saesteer.distributed import World, gather, world
 from saesteer.engines import corrsteer
 from saesteer.stats import FeatureStats
 from saesteer.tasks import capitals_task
+from tests.conftest import corrsteer_argv, store_with_sae
 
 SAMPLES, BATCH = 12, 4
 
@@ -81,25 +82,9 @@ def test_accelerate_launch_of_the_cli_matches_a_single_process_run(tmp_path, smo
     from saesteer.cli.main import main
     from saesteer.store import Store
 
-    stores = {name: str(tmp_path / name) for name in ("sharded", "single")}
-    for path in stores.values():
-        Store(path).save_sae("sae-l8", smollm2_sae[0], model_id="smollm2-135m-instruct", layer=8)
-    args = [
-        "train",
-        "corrsteer",
-        "--model",
-        "smollm2-135m-instruct",
-        "--task",
-        "capitals",
-        "--layers",
-        "8",
-        "--name",
-        "caps",
-        "--samples",
-        str(SAMPLES),
-        "--batch-size",
-        str(BATCH),
-    ]
+    stores = {name: store_with_sae(tmp_path / name, smollm2_sae[0]) for name in ("sharded", "single")}
+    extra = ("--samples", str(SAMPLES), "--batch-size", str(BATCH))
+    sharded_argv, single_argv = (corrsteer_argv(stores[name], extra=extra) for name in ("sharded", "single"))
     launcher = [
         sys.executable,
         "-m",
@@ -119,14 +104,12 @@ def test_accelerate_launch_of_the_cli_matches_a_single_process_run(tmp_path, smo
         "saesteer",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [*launcher, *args, "--store", stores["sharded"]], env=env, capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run([*launcher, *sharded_argv], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main([*args, "--store", stores["single"]]) == 0
+        assert main(single_argv) == 0
     finally:
         torch.set_num_threads(threads)
     sharded, single = Store(stores["sharded"]), Store(stores["single"])

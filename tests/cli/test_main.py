@@ -8,6 +8,7 @@ import pytest
 
 from saesteer.cli.main import build_parser, main
 from saesteer.data import sample_path
+from tests.conftest import corrsteer_argv, store_with_sae
 
 
 @pytest.mark.parametrize("argv", [["train", "caa", "--help"], ["generate", "--help"], ["eval", "ab", "--help"]])
@@ -113,57 +114,15 @@ def test_vector_export_import_round_trip_through_gguf(tmp_path, capsys):
 
 
 def test_train_corrsteer_and_features_top(tmp_path, capsys, smollm2, smollm2_sae):
-    from saesteer.store import Store
-
-    store = str(tmp_path / "store")
-    Store(store).save_sae("sae-l8", smollm2_sae[0], model_id="smollm2-135m-instruct", layer=8)
-    assert (
-        main(
-            [
-                "train",
-                "corrsteer",
-                "--model",
-                "smollm2-135m-instruct",
-                "--task",
-                "capitals",
-                "--layers",
-                "all",
-                "--store",
-                store,
-                "--name",
-                "caps",
-                "--samples",
-                "16",
-                "--batch-size",
-                "16",
-            ]
-        )
-        == 0
-    )
+    store = store_with_sae(tmp_path / "store", smollm2_sae[0])
+    argv = corrsteer_argv(store, layers="all", extra=("--samples", "16", "--batch-size", "16"))
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "harvested 16 samples" in out and "layer 8 feature" in out
     assert main(["features", "top", "--store", store, "--name", "caps", "--k", "3"]) == 0
     table = capsys.readouterr().out
     assert "yes" in table and "coefficient" in table
-    assert (
-        main(
-            [
-                "train",
-                "corrsteer",
-                "--model",
-                "smollm2-135m-instruct",
-                "--task",
-                "capitals",
-                "--layers",
-                "all",
-                "--store",
-                str(tmp_path / "empty"),
-                "--name",
-                "x",
-            ]
-        )
-        == 2
-    )
+    assert main(corrsteer_argv(str(tmp_path / "empty"), name="x", layers="all")) == 2
     assert "No SAE" in capsys.readouterr().out
     report = tmp_path / "eval.json"
     assert (
@@ -205,27 +164,12 @@ def test_ctrl_c_during_a_harvest_leaves_the_store_consistent_and_a_rerun_complet
     from saesteer.store import Store
 
     store = tmp_path / "store"
-    Store(store).save_sae("sae-l8", smollm2_sae[0], model_id="smollm2-135m-instruct", layer=8)
+    store_with_sae(store, smollm2_sae[0])
     command = [
         sys.executable,
         "-m",
         "saesteer",
-        "train",
-        "corrsteer",
-        "--model",
-        "smollm2-135m-instruct",
-        "--task",
-        "capitals",
-        "--layers",
-        "8",
-        "--store",
-        str(store),
-        "--name",
-        "caps",
-        "--samples",
-        "48",
-        "--batch-size",
-        "4",
+        *corrsteer_argv(str(store), extra=("--samples", "48", "--batch-size", "4")),
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
     err: list[str] = []
