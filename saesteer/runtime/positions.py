@@ -118,6 +118,17 @@ class PromptPrefixSuffix:
 
 
 @dataclass(frozen=True)
+class PromptOnly:
+    """CRH: every prompt token, applied once at prefill; generated tokens are never touched."""
+
+    name: str = "prompt"
+    steers_generated: bool = False
+
+    def prompt_mask(self, prompt: PromptInfo) -> Tensor:
+        return prompt.valid
+
+
+@dataclass(frozen=True)
 class GeneratedOnly:
     """Only tokens produced by generation (KV-cache decode steps), never the prompt."""
 
@@ -128,13 +139,14 @@ class GeneratedOnly:
         return torch.zeros_like(prompt.valid)
 
 
-PositionPolicy = AllTokens | AfterInstruction | LastPromptAndGenerated | PromptPrefixSuffix | GeneratedOnly
+PositionPolicy = AllTokens | AfterInstruction | LastPromptAndGenerated | PromptPrefixSuffix | PromptOnly | GeneratedOnly
 
 _BY_NAME: dict[str, PositionPolicy] = {
     "all": AllTokens(),
     "after_prompt": AfterInstruction(),
     "prompt_and_generated_last": LastPromptAndGenerated(),
     "generated": GeneratedOnly(),
+    "prompt": PromptOnly(),
 }
 _PREFIX_SUFFIX = re.compile(r"^(?:prompt_prefix_suffix\((\d+),\s*(\d+)\)|f(\d+)\+l(\d+))$")
 
@@ -144,7 +156,7 @@ def prompt_prefix_suffix(p: int = 2, s: int = 2) -> PromptPrefixSuffix:
 
 
 def parse_positions(spec: str | PositionPolicy) -> PositionPolicy:
-    """Accept a policy object or a name: all, after_prompt, prompt_and_generated_last, generated,
+    """Accept a policy object or a name: all, after_prompt, prompt_and_generated_last, generated, prompt,
     prompt_prefix_suffix(p,s) or its short form f{p}+l{s}."""
     if not isinstance(spec, str):
         return spec

@@ -103,3 +103,24 @@ def test_every_policy_touches_exactly_the_expected_positions_during_generate(smo
             assert recorder.touched == want, policy
     finally:
         handle.remove()
+
+
+def test_prompt_policy_touches_every_prompt_token_at_prefill_and_no_generated_token(smollm2):
+    model, tokenizer = smollm2
+    batch = chat_batch(tokenizer, ["Hi", "Tell me a short story about a brave cat"])
+    valid = batch["attention_mask"].bool()
+    assert not valid[:, 0].all(), "the batch must be left-padded for this test to mean anything"
+    assert parse_positions("prompt").steers_generated is False
+    clock = {"offset": 0}
+
+    def tick(module, args, kwargs):
+        clock["offset"] = kwargs["attention_mask"].shape[1] - kwargs["input_ids"].shape[1]
+
+    handle = model.model.register_forward_pre_hook(tick, with_kwargs=True)
+    try:
+        recorder = Recorder(model.config.hidden_size, clock)
+        with steer(model, Intervention(12, recorder, "prompt")):
+            model.generate(**batch, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    finally:
+        handle.remove()
+    assert recorder.touched == {(b, j) for b, j in valid.nonzero().tolist()}
