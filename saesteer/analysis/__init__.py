@@ -1,0 +1,1 @@
+"""Analyses of representations and steering behaviour (CRH cylinder geometry and its sweep)."""
