@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from saesteer.cli import corrsteer, psr
+from saesteer.cli import corrsteer, prosv, psr
 from saesteer.cli.common import console, int_list
 
 EXAMPLE = """example:
@@ -38,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     caa.add_argument("--batch-size", type=int, default=8)
     caa.set_defaults(run=run_caa)
     corrsteer.add_train_parser(methods)
+    prosv.add_train_parser(methods)
     psr.add_train_parser(methods)
 
 

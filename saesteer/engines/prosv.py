@@ -1,0 +1,411 @@
+"""PrOSV (arXiv 2605.05983): a prompt-only steering vector with a jointly trained factor.
+
+Intervention: h <- h + alpha * v at the output of block ``layer``, only on the first p and last s prompt tokens
+("f{p}+l{s}", default f2+l2; p and s are capped at the prompt length, s = L - p if p + s > L), applied once at
+prefill, so decode steps are untouched (an implicit KV-cache edit). ``positions="all"`` gives the FSSV baseline
+(the same vector at every position, generated tokens included), trained and applied the same way.
+
+Training: alpha (scalar) and v (vector) jointly with Adam in two parameter groups, by the paper's width scaling
+rule (n = hidden size): v0 ~ U(-lambda/sqrt(n), lambda/sqrt(n)), alpha0 = beta * sqrt(n), eta_v = Theta(n^-1/2),
+eta_alpha = Theta(n^1/2); linear LR decay to 0 without warmup; gradient norm clipped to 1.0 on v only.
+Defaults are the released Gemma-2-2B configs (n = 2304: beta=4, lambda=8, eta_v=4e-2, eta_alpha=10 for lang and
+20 for simpo, 12 epochs, batch 12 lang / 6 simpo), carried to other widths by the same rule:
+eta_v(n) = 4e-2 * sqrt(2304 / n) and eta_alpha(n) = eta_alpha(2304) * sqrt(n / 2304), so eta_v * eta_alpha stays
+constant and alpha0 * v0 stays Theta(1) per coordinate. Objectives: "lang" (token-mean cross-entropy of the
+concept response, labels on response tokens only) and "simpo" (AxBench RePS scaled SimPO, beta=1, gamma=0,
+scaler 1, concept response over neutral response, with a frozen unsteered reference pass).
+
+At inference alpha is used as trained (no factor sweep): ``artifact.interventions(alpha=m)`` multiplies the
+trained alpha by ``m`` (1.0 = as trained; a per-row list works too).
+
+>>> triples = load_triples(sample_path("axbench/train.jsonl"), concept_id=2)
+>>> artifact = fit(model, tokenizer, triples, ProsvConfig(layer=12), concept="C/C++ syntax")
+>>> save(store, "cpp", artifact); generate(model, tokenizer, prompts, steering=load(store, "cpp", model))
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from saesteer.engines.prosv_data import TokenBatch, Triple, encode_examples
+from saesteer.errors import ConfigError, DataError, VectorError
+from saesteer.models.layers import check_context, check_layer, decoder_layers, hidden_size
+from saesteer.models.loading import model_id
+from saesteer.runtime.intervention import HookPoint, Intervention
+from saesteer.runtime.operators import AddVector, as_alpha, as_vectors
+from saesteer.runtime.positions import PositionPolicy, PromptInfo, parse_positions
+
+Loss = Literal["lang", "simpo"]
+REFERENCE_WIDTH = 2304  # Gemma-2-2B, the width the released learning rates were tuned at
+RELEASED_VECTOR_LR = 4e-2
+RELEASED_FACTOR_LR = {"lang": 10.0, "simpo": 20.0}
+RELEASED_BATCH_SIZE = {"lang": 12, "simpo": 6}
+SIMPO_BETA, SIMPO_GAMMA, SIMPO_SCALER = 1.0, 0.0, 1.0
+_PART = re.compile(r"^([fl])(\d+)$")
+
+
+def canonical_positions(spec: str) -> str:
+    """Validate a PrOSV position spec: ``f{p}+l{s}``, ``f{p}``, ``l{s}`` (counts >= 1) or ``all`` (FSSV)."""
+    text = spec.replace(" ", "").lower()
+    if text in ("all", "fssv"):
+        return "all"
+    counts: dict[str, int] = {}
+    for part in text.split("+"):
+        match = _PART.match(part)
+        if not match or match.group(1) in counts or int(match.group(2)) < 1:
+            raise ConfigError(
+                f"Invalid PrOSV positions {spec!r}. Fix: use f{{p}}+l{{s}} with p, s >= 1 (e.g. f2+l2), "
+                "f{p} or l{s} alone (e.g. f4), or 'all' for the full-sequence (FSSV) baseline."
+            )
+        counts[match.group(1)] = int(match.group(2))
+    return f"f{counts.get('f', 0)}+l{counts.get('l', 0)}"
+
+
+@dataclass
+class ProsvConfig:
+    """Training settings; ``None`` rates and batch size take the released values (rescaled to the width)."""
+
+    layer: int
+    loss: Loss = "lang"
+    positions: str = "f2+l2"
+    epochs: int = 12
+    batch_size: int | None = None
+    factor_init: float = 4.0  # beta: alpha0 = beta * sqrt(n)
+    vector_init: float = 8.0  # lambda: v0 ~ U(-lambda / sqrt(n), lambda / sqrt(n))
+    factor_lr: float | None = None
+    vector_lr: float | None = None
+    max_grad_norm: float = 1.0
+    max_response_tokens: int = 128
+    seed: int = 0
+    wandb_project: str | None = None
+    wandb_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss not in RELEASED_FACTOR_LR:
+            raise ConfigError(f"Unknown PrOSV loss {self.loss!r}. Fix: use 'lang' or 'simpo'.")
+        self.positions = canonical_positions(self.positions)
+        counts = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size or 1,
+            "max_response_tokens": self.max_response_tokens,
+        }
+        for name, value in counts.items():
+            if value < 1:
+                raise ConfigError(f"PrOSV {name} must be >= 1, got {value}. Fix: pass a positive count.")
+        scales = {
+            "factor_init": self.factor_init,
+            "vector_init": self.vector_init,
+            "factor_lr": self.factor_lr or 1.0,
+            "vector_lr": self.vector_lr or 1.0,
+            "max_grad_norm": self.max_grad_norm,
+        }
+        for name, scale in scales.items():
+            if not scale > 0:
+                raise ConfigError(f"PrOSV {name} must be > 0, got {scale}. Fix: pass a positive number.")
+
+    def rates(self, width: int) -> tuple[float, float]:
+        """(eta_alpha, eta_v) at hidden size ``width``: the released rates moved by the scaling rule."""
+        ratio = width / REFERENCE_WIDTH
+        factor_lr = self.factor_lr or RELEASED_FACTOR_LR[self.loss] * math.sqrt(ratio)
+        vector_lr = self.vector_lr or RELEASED_VECTOR_LR / math.sqrt(ratio)
+        return factor_lr, vector_lr
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size or RELEASED_BATCH_SIZE[self.loss]
+
+
+class ProsvParameters(nn.Module):
+    """The trainable pair: factor alpha (scalar) and direction v (width,), initialised by the scaling rule."""
+
+    def __init__(self, width: int, config: ProsvConfig, generator: torch.Generator) -> None:
+        super().__init__()
+        bound = config.vector_init / math.sqrt(width)
+        vector = torch.rand(width, generator=generator, dtype=torch.float32) * (2 * bound) - bound
+        self.vector = nn.Parameter(vector)
+        self.factor = nn.Parameter(torch.tensor(config.factor_init * math.sqrt(width), dtype=torch.float32))
+
+    def delta(self) -> Tensor:
+        return self.factor * self.vector
+
+
+def make_optimizer(
+    params: ProsvParameters, config: ProsvConfig, total_steps: int
+) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam with a vector group and a factor group, and a linear decay to 0 over ``total_steps`` (no warmup)."""
+    factor_lr, vector_lr = config.rates(params.vector.numel())
+    optimizer = torch.optim.Adam(
+        [
+            {"params": [params.vector], "lr": vector_lr, "name": "vector"},
+            {"params": [params.factor], "lr": factor_lr, "name": "factor"},
+        ]
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total_steps))
+    return optimizer, scheduler
+
+
+def training_mask(policy: PositionPolicy, batch: TokenBatch) -> Tensor:
+    """(B, T) bool: the positions of prompt + response that the policy touches (prompt-only for f{p}+l{s})."""
+    mask = policy.prompt_mask(PromptInfo(input_ids=batch.input_ids, valid=batch.prompt, end_markers=()))
+    return mask | batch.response if policy.steers_generated else mask
+
+
+class _AddAtMask:
+    """Forward hook on a block: output + mask * alpha * v, differentiable in alpha and v."""
+
+    def __init__(self, params: ProsvParameters) -> None:
+        self.params = params
+        self.mask: Tensor | None = None
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if self.mask is None:
+            return None
+        hidden = output[0] if isinstance(output, tuple) else output
+        edited = hidden + self.mask[..., None].to(hidden.dtype) * self.params.delta().to(hidden.dtype)
+        return (edited, *output[1:]) if isinstance(output, tuple) else edited
+
+
+def lang_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Token-mean cross-entropy over all labelled (response) tokens of the batch."""
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+
+
+def sequence_logps(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Summed log-probabilities of the labelled tokens per row, and their counts."""
+    targets = labels[:, 1:]
+    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), targets, ignore_index=-100, reduction="none")
+    return -nll.sum(dim=1), (targets != -100).sum(dim=1)
+
+
+def scaled_simpo_loss(
+    policy_win: Tensor, policy_lose: Tensor, ref_win: Tensor, ref_lose: Tensor, len_win: Tensor, len_lose: Tensor
+) -> Tensor:
+    """RePS scaled SimPO: the winner's length-normalised log-prob is weighted by max(scaler * (ref_lose -
+    ref_win), 1), so a winner the reference finds much less likely than the loser pulls harder."""
+    weight = torch.clamp(SIMPO_SCALER * (ref_lose - ref_win), min=1.0)
+    margin = weight / len_win * policy_win - policy_lose / len_lose
+    return -F.logsigmoid(SIMPO_BETA * margin - SIMPO_GAMMA).mean()
+
+
+def _forward(model: Any, batch: TokenBatch, device: torch.device) -> Tensor:
+    return model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits
+
+
+def _step_loss(
+    model: Any, tokenizer: Any, chunk: Sequence[Triple], config: ProsvConfig, policy: PositionPolicy, hook: _AddAtMask
+) -> Tensor:
+    device = hook.params.vector.device
+    instructions = [t.instruction for t in chunk]
+    responses = [t.concept_response for t in chunk]
+    if config.loss == "simpo":
+        instructions = instructions * 2
+        responses = responses + [str(t.neutral_response) for t in chunk]  # winners first, then losers
+    batch = encode_examples(tokenizer, instructions, responses, max_response_tokens=config.max_response_tokens)
+    check_context(model, batch.input_ids.shape[1])
+    hook.mask = training_mask(policy, batch).to(device)
+    try:
+        logits = _forward(model, batch, device)
+    finally:
+        hook.mask = None
+    labels = batch.labels.to(device)
+    if config.loss == "lang":
+        return lang_loss(logits, labels)
+    with torch.no_grad():
+        reference, _ = sequence_logps(_forward(model, batch, device), labels)
+    policy_logps, lengths = sequence_logps(logits, labels)
+    half = len(chunk)
+    return scaled_simpo_loss(
+        policy_logps[:half], policy_logps[half:], reference[:half], reference[half:], lengths[:half], lengths[half:]
+    )
+
+
+@dataclass
+class ProsvArtifact:
+    """A trained (alpha, v) pair; ``interventions(alpha=m)`` adds m * alpha * v at the trained positions."""
+
+    direction: Tensor
+    factor: float
+    layer: int
+    positions: str = "f2+l2"
+    hook_point: HookPoint = "resid_post"
+    concept: str = ""
+    model_id: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.direction = as_vectors(self.direction).reshape(-1).to(torch.float32)
+        if not math.isfinite(self.factor):
+            raise VectorError(f"PrOSV factor is {self.factor}. Fix: retrain (lower --factor-lr).")
+
+    @property
+    def vector(self) -> Tensor:
+        """alpha * v, the vector added as trained."""
+        return (self.factor * self.direction.double()).float()
+
+    def interventions(
+        self,
+        alpha: Any = 1.0,
+        positions: PositionPolicy | str | None = None,
+        layer: int | None = None,
+        hook_point: HookPoint | None = None,
+    ) -> list[Intervention]:
+        """``alpha`` multiplies the trained factor (scalar or one multiplier per batch row)."""
+        return [
+            Intervention(
+                layer=self.layer if layer is None else layer,
+                operator=AddVector(self.direction, as_alpha(alpha) * self.factor),
+                positions=positions or self.positions,
+                hook_point=hook_point or self.hook_point,
+            )
+        ]
+
+
+def _wandb_run(config: ProsvConfig, extra: dict[str, Any]) -> Any:
+    if config.wandb_project is None:
+        return None
+    import wandb
+
+    if config.wandb_dir is not None:
+        os.makedirs(config.wandb_dir, exist_ok=True)
+    return wandb.init(
+        project=config.wandb_project,
+        dir=config.wandb_dir,
+        mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
+        config={**asdict(config), **extra},
+    )
+
+
+def fit(
+    model: Any,
+    tokenizer: Any,
+    triples: Sequence[Triple],
+    config: ProsvConfig,
+    *,
+    concept: str = "",
+    progress: bool = True,
+) -> ProsvArtifact:
+    """Train (alpha, v) on ``triples`` with the model frozen; hooks and grad flags are restored on every exit."""
+    layer = check_layer(model, config.layer)
+    if not triples:
+        raise DataError("PrOSV needs training examples. Fix: load_triples(...) or build_triples(...) first.")
+    if config.loss == "simpo" and any(t.neutral_response is None for t in triples):
+        raise DataError("The simpo loss needs a neutral response per example. Fix: fill_neutral(model, ...) first.")
+    width = hidden_size(model)
+    generator = torch.Generator().manual_seed(config.seed)
+    params = ProsvParameters(width, config, generator).to(next(model.parameters()).device)
+    batch_size = config.effective_batch_size
+    total = config.epochs * math.ceil(len(triples) / batch_size)
+    optimizer, scheduler = make_optimizer(params, config, total)
+    factor_lr, vector_lr = config.rates(width)
+    hook = _AddAtMask(params)
+    policy = parse_positions(config.positions)
+    losses: list[float] = []
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    was_training = model.training
+    run = _wandb_run(config, {"concept": concept, "width": width, "n_train": len(triples)})
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        model.eval()
+        bar = tqdm(total=total, desc=f"PrOSV {config.loss} {config.positions}", disable=not progress)
+        for _ in range(config.epochs):
+            order = torch.randperm(len(triples), generator=generator).tolist()
+            for start in range(0, len(order), batch_size):
+                chunk = [triples[i] for i in order[start : start + batch_size]]
+                with torch.enable_grad():
+                    loss = _step_loss(model, tokenizer, chunk, config, policy, hook)
+                    optimizer.zero_grad()
+                    loss.backward()
+                torch.nn.utils.clip_grad_norm_([params.vector], config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                bar.update()
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", factor=f"{float(params.factor):.1f}")
+                if run is not None:
+                    run.log({"loss": losses[-1], "factor": float(params.factor), "v_norm": float(params.vector.norm())})
+        bar.close()
+    finally:
+        handle.remove()
+        for p in trainable:
+            p.requires_grad_(True)
+        model.train(was_training)
+        if run is not None:
+            run.finish()
+    steps_per_epoch = math.ceil(len(triples) / batch_size)
+    saved = {k: v for k, v in asdict(config).items() if not k.startswith("wandb")}
+    return ProsvArtifact(
+        direction=params.vector.detach().cpu(),
+        factor=float(params.factor.detach()),
+        layer=layer,
+        positions=config.positions,
+        concept=concept,
+        model_id=model_id(model),
+        config={**saved, "batch_size": batch_size, "factor_lr": factor_lr, "vector_lr": vector_lr, "width": width},
+        metrics={
+            "loss_first_step": losses[0],
+            "loss_last_epoch": sum(losses[-steps_per_epoch:]) / steps_per_epoch,
+            "factor": float(params.factor.detach()),
+            "direction_norm": float(params.vector.detach().norm()),
+            "n_train": len(triples),
+            "steps": total,
+        },
+    )
+
+
+def save(store: Any, name: str, artifact: ProsvArtifact, *, data_hash: str = "", model_fingerprint: str = "") -> Any:
+    """Store alpha * v as ``vector`` (so ``Store.load_vector`` steers as trained) plus ``direction`` and ``factor``."""
+    return store.put(
+        "vector",
+        name,
+        {"vector": artifact.vector, "direction": artifact.direction, "factor": torch.tensor([artifact.factor])},
+        model_id=artifact.model_id,
+        model_fingerprint=model_fingerprint,
+        layer=artifact.layer,
+        hook_point=artifact.hook_point,
+        method="prosv",
+        config={**artifact.config, "positions": artifact.positions, "concept": artifact.concept},
+        data_hash=data_hash,
+        metrics=artifact.metrics,
+    )
+
+
+def load(store: Any, name: str, model: Any = None) -> ProsvArtifact:
+    """A stored PrOSV artifact; with ``model``, its width and layer are checked against that model."""
+    record = store.get(name, kind="vector")
+    if record.method != "prosv":
+        raise ConfigError(f"{name!r} is a {record.method} vector, not a PrOSV artifact. Fix: pick another name.")
+    tensors = store.tensors(record)
+    config = dict(record.config)
+    artifact = ProsvArtifact(
+        direction=tensors["direction"],
+        factor=float(tensors["factor"].reshape(-1)[0]),
+        layer=int(record.layer or 0),
+        positions=config.pop("positions"),
+        hook_point=record.hook_point or "resid_post",
+        concept=config.pop("concept", ""),
+        model_id=record.model_id,
+        config=config,
+        metrics=record.metrics,
+    )
+    if model is not None:
+        width = hidden_size(model)
+        if artifact.direction.numel() != width:
+            raise VectorError(
+                f"PrOSV vector {name!r} has width {artifact.direction.numel()} but the model's hidden size is "
+                f"{width}. Fix: load it with the model it was trained on ({record.model_id or 'see store show'})."
+            )
+        check_layer(model, artifact.layer)
+    return artifact

@@ -1,0 +1,186 @@
+"""PrOSV training data: (instruction, concept response, neutral response) triples, and their token batches.
+
+Sources:
+- a JSONL/JSON file of ``{instruction, concept_response, neutral_response}`` rows (neutral optional for "lang");
+- the AxBench train format (``input, output, concept_id, category, genre``): the positive rows of one concept
+  (its ``concept_id`` is looked up in ``concepts.jsonl`` beside the file when only the description is given);
+  AxBench ships no neutral response per instruction, so ``fill_neutral`` lets the model answer unprompted;
+- ``build_triples``: a model of your choice writes both responses from a concept description (the concept
+  response when asked to weave the concept in, the neutral one as its own unprompted answer).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from saesteer.data import read_rows, sample_path
+from saesteer.data.chat import chat_prompt, has_chat_template
+from saesteer.errors import DataError
+from saesteer.generation import generate
+
+CONCEPT_PROMPT = (
+    "{instruction}\n\nWrite your answer so that it clearly and repeatedly brings in this concept: {concept}."
+)
+DEFAULT_INSTRUCTIONS = "axbench/train.jsonl"
+
+
+@dataclass(frozen=True)
+class Triple:
+    """One training example; ``neutral_response`` is needed by the simpo loss only."""
+
+    instruction: str
+    concept_response: str
+    neutral_response: str | None = None
+
+
+def _text(row: Any, key: str, where: str) -> str:
+    value = row.get(key) if isinstance(row, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where} has no text field {key!r}. Fix: every row needs a non-empty string {key!r}.")
+    return value
+
+
+def _concept_id(path: Path, concept: str) -> int:
+    """The id of ``concept`` (a description or an id) in ``concepts.jsonl`` next to an AxBench train file."""
+    if concept.strip().lstrip("-").isdigit():
+        return int(concept)
+    listing = path.parent / "concepts.jsonl"
+    if not listing.is_file():
+        raise DataError(
+            f"{path} is in the AxBench format but there is no {listing} to find {concept!r}. "
+            "Fix: pass the concept's id (--concept-id N) or put concepts.jsonl beside the data."
+        )
+    rows = read_rows(listing)
+    for row in rows:
+        if str(row.get("concept", "")).strip().lower() == concept.strip().lower():
+            return int(row["concept_id"])
+    known = [str(row.get("concept")) for row in rows][:10]
+    raise DataError(f"Concept {concept!r} is not in {listing}. Fix: use one of {known} or pass its id.")
+
+
+def load_triples(
+    path: str | os.PathLike[str], *, concept: str = "", concept_id: int | None = None, limit: int | None = None
+) -> list[Triple]:
+    """Triples from a file of ``instruction, concept_response[, neutral_response]`` rows or AxBench rows."""
+    source = Path(path)
+    rows = read_rows(source)
+    if all(isinstance(r, dict) and "input" in r and "output" in r and "concept_id" in r for r in rows):
+        wanted = concept_id if concept_id is not None else _concept_id(source, concept)
+        picked = [r for r in rows if int(r["concept_id"]) == wanted and r.get("category", "positive") == "positive"]
+        if not picked:
+            raise DataError(
+                f"{source} has no positive rows for concept_id {wanted}. "
+                "Fix: pick a concept that has positives (concept_id >= 0) or another file."
+            )
+        triples = [Triple(_text(r, "input", str(source)), _text(r, "output", str(source))) for r in picked]
+    else:
+        triples = []
+        for number, row in enumerate(rows, start=1):
+            where = f"{source} row {number}"
+            neutral = row.get("neutral_response") if isinstance(row, dict) else None
+            triples.append(
+                Triple(
+                    _text(row, "instruction", where),
+                    _text(row, "concept_response", where),
+                    _text(row, "neutral_response", where) if neutral is not None else None,
+                )
+            )
+    if not triples:
+        raise DataError(f"{source} has no rows. Fix: add (instruction, concept_response) rows.")
+    return triples[:limit]
+
+
+def load_instructions(path: str | os.PathLike[str] | None = None, limit: int | None = None) -> list[str]:
+    """Distinct instructions (``instruction`` or ``input`` fields), by default the shipped AxBench train inputs."""
+    source = Path(path) if path is not None else sample_path(DEFAULT_INSTRUCTIONS)
+    found: dict[str, None] = {}
+    for number, row in enumerate(read_rows(source), start=1):
+        key = "instruction" if isinstance(row, dict) and "instruction" in row else "input"
+        found[_text(row, key, f"{source} row {number}")] = None
+    return list(found)[:limit]
+
+
+def fill_neutral(
+    model: Any, tokenizer: Any, triples: Sequence[Triple], *, max_new_tokens: int = 128, batch_size: int = 8
+) -> list[Triple]:
+    """Give every triple without one a neutral response: the model's own greedy answer to the instruction."""
+    missing = [i for i, t in enumerate(triples) if t.neutral_response is None]
+    answers = generate(
+        model,
+        tokenizer,
+        [triples[i].instruction for i in missing],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=True,
+    )
+    filled = list(triples)
+    for index, answer in zip(missing, answers, strict=True):
+        filled[index] = replace(triples[index], neutral_response=answer)
+    return filled
+
+
+def build_triples(
+    model: Any,
+    tokenizer: Any,
+    concept: str,
+    instructions: Sequence[str],
+    *,
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+) -> list[Triple]:
+    """Triples written by ``model``: asked to bring ``concept`` in (concept response) and unprompted (neutral)."""
+    if not concept.strip():
+        raise DataError("Building PrOSV data needs a concept description. Fix: pass concept='...'.")
+    if not instructions:
+        raise DataError("Building PrOSV data needs instructions. Fix: pass a non-empty list (or an instructions file).")
+    asked = [CONCEPT_PROMPT.format(instruction=i, concept=concept) for i in instructions]
+    steered = generate(model, tokenizer, asked, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=True)
+    triples = [Triple(i, r) for i, r in zip(instructions, steered, strict=True) if r.strip()]
+    return fill_neutral(model, tokenizer, triples, max_new_tokens=max_new_tokens, batch_size=batch_size)
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded chat prompt + response; ``labels`` are -100 outside the response."""
+
+    input_ids: Tensor  # (B, T)
+    attention_mask: Tensor  # (B, T)
+    labels: Tensor  # (B, T)
+    prompt: Tensor  # (B, T) bool, prompt tokens
+    response: Tensor  # (B, T) bool, response tokens
+
+
+def encode_examples(
+    tokenizer: Any, instructions: Sequence[str], responses: Sequence[str], *, max_response_tokens: int
+) -> TokenBatch:
+    """Tokenize chat prompts and responses (cut to ``max_response_tokens``; eos appended when not cut)."""
+    templated = has_chat_template(tokenizer)
+    eos = tokenizer.eos_token_id
+    rows = []
+    for instruction, answer in zip(instructions, responses, strict=True):
+        head = tokenizer(chat_prompt(tokenizer, instruction), add_special_tokens=not templated)["input_ids"]
+        tail = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        tail = tail[:max_response_tokens] if len(tail) >= max_response_tokens or eos is None else [*tail, eos]
+        if not tail:
+            raise DataError(f"Empty response for {instruction[:60]!r}. Fix: drop the row or give it a response.")
+        rows.append((head, tail))
+    width = max(len(h) + len(t) for h, t in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    prompt = torch.zeros(len(rows), width, dtype=torch.bool)
+    response = torch.zeros_like(prompt)
+    for row, (head, tail) in enumerate(rows):
+        end = len(head) + len(tail)
+        ids[row, :end] = torch.tensor(head + tail)
+        labels[row, len(head) : end] = torch.tensor(tail)
+        prompt[row, : len(head)] = True
+        response[row, len(head) : end] = True
+    return TokenBatch(ids, (prompt | response).long(), labels, prompt, response)
