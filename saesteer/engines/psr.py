@@ -305,14 +305,13 @@ def fit(
     dev_targets = (
         _targets(model, tokenizer, held, loss_layers, config.batch_size) if mse else [torch.empty(0)] * len(held)
     )
-    scale = _dev_loss(model, tokenizer, params, held, dev_targets, loss_layers, config) if mse and held else 1.0
-    if not scale > 0:
-        scale = 1.0
+    initial = _dev_loss(model, tokenizer, params, held, dev_targets, loss_layers, config) if held else float("nan")
+    scale = initial if mse and initial > 0 else 1.0
     steps = config.n_epochs * math.ceil(len(train) / config.batch_size)
     optimizer = torch.optim.AdamW(params.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / steps))
     generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float]] = [{"epoch": 0.0, "dev_loss": initial / scale}] if held else []
     bar = tqdm(
         total=steps, desc=f"PSR {config.objective} L{layers[0]}{'+' if len(layers) > 1 else ''}", disable=not progress
     )
@@ -337,7 +336,7 @@ def fit(
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(index)
+            total += float(loss.detach()) * len(index)
             bar.update(1)
         row = {"epoch": float(epoch + 1), "train_loss": total / len(train)}
         if held:

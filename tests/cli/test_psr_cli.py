@@ -1,0 +1,68 @@
+"""``saesteer train psr`` end to end on the real model (tiny), and its error paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from saesteer.cli.main import build_parser, main
+from saesteer.data import sample_path
+from saesteer.engines import psr
+from saesteer.store import Store
+
+
+def _argv(store: str, *extra: str) -> list[str]:
+    return [
+        "train",
+        "psr",
+        "--model",
+        "smollm2-135m-instruct",
+        "--trait",
+        "Answer in a very happy, enthusiastic tone.",
+        "--data",
+        str(sample_path("axbench/instructions.jsonl")),
+        "--store",
+        store,
+        "--name",
+        "happy",
+        "--n-prompts",
+        "4",
+        "--max-new-tokens",
+        "4",
+        "--epochs",
+        "1",
+        "--no-wandb",
+        *extra,
+    ]
+
+
+def test_help_shows_examples(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["train", "psr", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--layers" in out and "alpha" in out
+
+
+def test_train_psr_stores_a_loadable_probe(tmp_path, smollm2, capsys):
+    store = str(tmp_path / "store")
+    assert main(_argv(store, "--layers", "28", "--alpha", "1.5")) == 0
+    assert "stored" in capsys.readouterr().out
+    record = Store(store).get("happy", kind="probe")
+    assert record.method == "psr" and record.layer == 28 and record.config["n_prompts"] == 4
+    artifact = psr.load(Store(store), "happy", smollm2[0])
+    assert artifact.alpha == 1.5 and artifact.layers == [28] and artifact.width == 576
+    assert not (tmp_path / "store" / "wandb").exists()
+
+
+def test_train_psr_rejects_bad_input(tmp_path, capsys):
+    store = str(tmp_path / "store")
+    assert main(_argv(store, "--layers", "31")) == 2
+    assert "Fix:" in capsys.readouterr().out
+    assert main(_argv(store, "--layers", "x,y")) == 2
+    assert main(_argv(store, "--layers", "28", "--coherence-target", "high")) == 2
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    args = _argv(store, "--layers", "28")
+    args[args.index("--data") + 1] = str(empty)
+    assert main(args) == 2
+    assert "Fix:" in capsys.readouterr().out
