@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from saesteer.bench.config import BenchConfig
 from saesteer.errors import ConfigError
 
 
@@ -37,10 +38,33 @@ class SAETrainRecipe(_Recipe):
     seed: int = 0
 
 
-RECIPES: dict[str, type[_Recipe]] = {"sae_train": SAETrainRecipe}
+class TrainStep(_Recipe):
+    """A ``saesteer train METHOD`` call run before the benchmark; ``args`` become ``--flag value`` options
+    (``{concept}`` and ``{concept_id}`` are filled per AxBench concept when ``per_concept`` is set).
+    Skipped when the store already holds a record of that name."""
+
+    method: Literal["caa", "corrsteer", "prosv", "psr"]
+    args: dict[str, str | int | float | bool]
+    per_concept: bool = False
+
+    @model_validator(mode="after")
+    def _named(self) -> TrainStep:
+        if not isinstance(self.args.get("name"), str):
+            raise ValueError("train step args need 'name' (the record the step stores)")
+        return self
 
 
-def load_recipe(path: str | os.PathLike[str]) -> _Recipe:
+class BenchRecipe(BenchConfig):
+    """Train artifacts (optional ``train`` steps), then run the benchmark (``saesteer run`` / ``saesteer bench``)."""
+
+    job: Literal["bench"]
+    train: list[TrainStep] = Field(default_factory=list)
+
+
+RECIPES: dict[str, type[BaseModel]] = {"sae_train": SAETrainRecipe, "bench": BenchRecipe}
+
+
+def load_recipe(path: str | os.PathLike[str]) -> BaseModel:
     """Parse and validate a recipe; unknown or ill-typed fields are errors that name the field."""
     source = Path(path)
     if not source.is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from saesteer.cli import corrsteer, evaluate, generate, sae, store, train, vector
+from saesteer.cli import bench, corrsteer, evaluate, generate, sae, store, train, vector
 from saesteer.cli.common import console
 from saesteer.errors import SaesteerError
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sae.add_parser(commands)
     vector.add_parser(commands)
     corrsteer.add_features_parser(commands)
+    bench.add_parser(commands)
     run = commands.add_parser("run", help="run a recipe (recipes/*.yaml)")
     run.add_argument("recipe")
     run.set_defaults(run=_run_recipe)
@@ -43,11 +44,13 @@ def _run_quickstart(args: argparse.Namespace) -> None:
 
 
 def _run_recipe(args: argparse.Namespace) -> None:
-    from saesteer.recipes import SAETrainRecipe, load_recipe
+    from saesteer.recipes import BenchRecipe, SAETrainRecipe, load_recipe
     from saesteer.saes import SAETrainConfig
 
     recipe = load_recipe(args.recipe)
-    if isinstance(recipe, SAETrainRecipe):
+    if isinstance(recipe, BenchRecipe):
+        bench.run_bench_recipe(recipe)
+    elif isinstance(recipe, SAETrainRecipe):
         fields = recipe.model_dump(exclude={"job", "model", "store", "name"})
         sae.train_and_store(recipe.model, SAETrainConfig(**fields), recipe.store, recipe.name)
 

@@ -91,7 +91,7 @@ def stem(word: str) -> str:
     return word
 
 
-def _stems(text: str) -> set[str]:
+def stems(text: str) -> set[str]:
     return {stem(w) for w in _WORD.findall(text.lower()) if len(w) > 2}
 
 
@@ -107,14 +107,14 @@ def concept_score(concept: str, text: str) -> float:
     keywords = concept_keywords(concept)
     if not keywords:
         return 0.0
-    present = _stems(text)
+    present = stems(text)
     return sum(k in present for k in keywords) / len(keywords)
 
 
 def concept_rating(concept: str, text: str) -> int:
     """AxBench-style 0-2 concept rating from keyword overlap: 0 none, 1 one keyword, 2 two or more (or all)."""
     keywords = concept_keywords(concept)
-    hits = sum(k in _stems(text) for k in keywords)
+    hits = sum(k in stems(text) for k in keywords)
     if hits == 0:
         return 0
     return 2 if hits >= 2 or hits == len(keywords) else 1

@@ -32,7 +32,7 @@ class HarmBenchTask:
         if self.classifier is not None:
             self.reward_name = "refusal rate (classifier)"
 
-    def _all(self) -> list[Sample]:
+    def all_samples(self) -> list[Sample]:
         source = Path(self.path)
         if not source.is_file():
             raise DataError(f"HarmBench file {source} does not exist. Fix: pass harmbench_behaviors_text_*.csv.")
@@ -50,7 +50,7 @@ class HarmBenchTask:
         return samples
 
     def samples(self, split: Split) -> list[Sample]:
-        return split_samples(self._all(), split, fractions=(0.27, 0.03), seed=self.seed)
+        return split_samples(self.all_samples(), split, fractions=(0.27, 0.03), seed=self.seed)
 
     def reward(self, sample: Sample, generation: str) -> float:
         refused = self.classifier(generation) if self.classifier else is_refusal(generation)

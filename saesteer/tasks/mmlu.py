@@ -27,7 +27,7 @@ class MMLUTask:
     chat: bool = False
     reward_name: str = "accuracy (first generated token == gold letter)"
 
-    def _all(self) -> list[Sample]:
+    def all_samples(self) -> list[Sample]:
         samples = []
         for index, row in enumerate(read_rows(self.path)):
             if not isinstance(row, dict) or len(row.get("choices", [])) != 4 or row.get("answer") not in range(4):
@@ -39,7 +39,7 @@ class MMLUTask:
         return samples[: self.limit] if self.limit else samples
 
     def samples(self, split: Split) -> list[Sample]:
-        return split_samples(self._all(), split, seed=self.seed)
+        return split_samples(self.all_samples(), split, seed=self.seed)
 
     def reward(self, sample: Sample, generation: str) -> float:
         return float(generation.strip()[:1] == sample.target)

@@ -1,0 +1,135 @@
+"""``saesteer bench`` (run a benchmark recipe) and ``saesteer leaderboard`` (merge result directories)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from saesteer.cli.common import console
+from saesteer.errors import ConfigError
+
+BENCH_EXAMPLE = """example:
+  saesteer bench --recipe recipes/bench-smollm2-mmlu.yaml
+  accelerate launch --num_processes 2 -m saesteer bench --recipe recipes/bench-smollm2-mmlu.yaml
+
+writes records.jsonl (per sample), leaderboard.json/.md and plots into the recipe's 'out' directory;
+rerunning the same command resumes (finished records are kept)."""
+
+LEADERBOARD_EXAMPLE = """example:
+  saesteer leaderboard runs/bench-smollm2 runs/bench-gemma3 --out runs/leaderboard.md"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser(
+        "bench",
+        help="run a benchmark recipe (methods x tasks x factors) and write a leaderboard",
+        epilog=BENCH_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--recipe", required=True, help="a YAML recipe with job: bench")
+    bench.add_argument("--out", default=None, help="override the recipe's results directory")
+    bench.add_argument("--no-train", action="store_true", help="skip the recipe's train steps")
+    bench.set_defaults(run=run_bench_command)
+    board = subparsers.add_parser(
+        "leaderboard",
+        help="print (and write) one table from several benchmark result directories",
+        epilog=LEADERBOARD_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    board.add_argument("dirs", nargs="+", help="result directories (or leaderboard.json files)")
+    board.add_argument("--out", default=None, help="write the merged table as Markdown (and .json beside it)")
+    board.set_defaults(run=run_leaderboard)
+
+
+def run_bench_command(args: argparse.Namespace) -> None:
+    from saesteer.recipes import BenchRecipe, load_recipe
+
+    recipe = load_recipe(args.recipe)
+    if not isinstance(recipe, BenchRecipe):
+        raise ConfigError(f"{args.recipe} is not a benchmark recipe. Fix: use 'saesteer run' for job {recipe.job!r}.")  # type: ignore[attr-defined]
+    if args.out:
+        recipe = recipe.model_copy(update={"out": args.out})
+    run_bench_recipe(recipe, train=not args.no_train)
+
+
+def run_bench_recipe(recipe: Any, *, train: bool = True) -> None:
+    """Train steps (skipping artifacts already stored), then the benchmark, then the table on screen."""
+    from saesteer.bench import run_bench
+    from saesteer.distributed import world
+
+    if train and recipe.train:
+        _train_steps(recipe)
+    result = run_bench(recipe)
+    if world().is_main:
+        _print_rows(result.rows)
+        console.print(f"results in {result.out} (records.jsonl, leaderboard.json, leaderboard.md, plots)")
+
+
+def _concepts(recipe: Any) -> list[dict[str, Any]]:
+    from saesteer.bench.tasks import load_concepts
+
+    spec = next((t for t in recipe.tasks if t.kind == "axbench"), None)
+    if spec is None:
+        raise ConfigError("A per_concept train step needs an axbench task in the recipe. Fix: add one.")
+    return load_concepts(spec)
+
+
+def _train_steps(recipe: Any) -> None:
+    from saesteer.cli.main import build_parser
+    from saesteer.distributed import world
+    from saesteer.store import Store
+
+    if recipe.store is None:
+        raise ConfigError("Train steps write to a store. Fix: set 'store' in the recipe.")
+    if not world().is_main:
+        raise ConfigError(
+            "Train steps run single-process. Fix: run 'saesteer bench' once, then relaunch with --no-train."
+        )
+    store = Store(recipe.store)
+    known = {r.name for r in store.find()}
+    for step in recipe.train:
+        fills = _concepts(recipe) if step.per_concept else [{}]
+        for concept in fills:
+            values = {k: str(v).format(**concept) if isinstance(v, str) else v for k, v in step.args.items()}
+            if values.get("name") in known:
+                continue
+            argv = ["train", step.method, "--model", recipe.model, "--store", recipe.store]
+            for key, value in values.items():
+                flag = "--" + key.replace("_", "-")
+                if value is True:
+                    argv.append(flag)
+                elif value is not False:
+                    argv += [flag, str(value)]
+            console.print(f"[bold]train[/] {' '.join(argv[1:])}")
+            parsed = build_parser().parse_args(argv)
+            parsed.run(parsed)
+
+
+def _print_rows(rows: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="leaderboard (full columns: leaderboard.md)")
+    for column in ("task", "metric", "method", "layers", "factor", "score [95% CI]", "SER", "n"):
+        table.add_column(column)
+    for row in sorted(rows, key=lambda r: (r.task, r.metric, -r.score)):
+        ser = "-" if row.ser is None else f"{row.ser:.2f}"
+        interval = f"{row.score:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        table.add_row(row.task, row.metric, row.method, row.layers, row.factor, interval, ser, str(row.n))
+    console.print(table)
+
+
+def run_leaderboard(args: argparse.Namespace) -> None:
+    import json
+    from dataclasses import asdict
+
+    from saesteer.bench.report import markdown, merge
+
+    rows = merge(args.dirs)
+    _print_rows(rows)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown(rows, title="Merged leaderboard"), encoding="utf-8")
+        out.with_suffix(".json").write_text(json.dumps({"rows": [asdict(r) for r in rows]}, indent=1))
+        console.print(f"wrote {out} and {out.with_suffix('.json')}")
