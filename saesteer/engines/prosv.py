@@ -333,9 +333,10 @@ def fit(
                 scheduler.step()
                 losses.append(float(loss.detach()))
                 bar.update()
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", factor=f"{float(params.factor):.1f}")
+                factor = float(params.factor.detach())
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", factor=f"{factor:.1f}")
                 if run is not None:
-                    run.log({"loss": losses[-1], "factor": float(params.factor), "v_norm": float(params.vector.norm())})
+                    run.log({"loss": losses[-1], "factor": factor, "v_norm": float(params.vector.detach().norm())})
         bar.close()
     finally:
         handle.remove()

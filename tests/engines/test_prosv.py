@@ -1,0 +1,258 @@
+"""PrOSV on the real SmolLM2: scaling rule, positions (prompt-only, prefill-only), losses, training, store."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from saesteer.data import read_rows, sample_path
+from saesteer.engines import prosv
+from saesteer.engines.prosv import ProsvArtifact, ProsvConfig, ProsvParameters
+from saesteer.engines.prosv_data import Triple, build_triples, encode_examples, fill_neutral, load_triples
+from saesteer.errors import ConfigError, DataError, LayerError, VectorError
+from saesteer.generation import generate
+from saesteer.models.layers import decoder_layers
+from saesteer.runtime.positions import PromptInfo, PromptPrefixSuffix, parse_positions
+from saesteer.runtime.steer import steer
+from saesteer.store import Store
+from tests.conftest import chat_batch, hook_count
+
+AXBENCH = sample_path("axbench/train.jsonl")
+CPP = "C/C++ programming syntax elements such as data types, function definitions, and variable declarations"
+
+
+def _triples(n: int = 2) -> list[Triple]:
+    return load_triples(AXBENCH, concept_id=2, limit=n)
+
+
+@pytest.mark.parametrize("width", [576, 2304])
+@pytest.mark.parametrize("loss", ["lang", "simpo"])
+def test_parameter_groups_follow_the_width_scaling_rule(width, loss):
+    config = ProsvConfig(layer=0, loss=loss)
+    params = ProsvParameters(width, config, torch.Generator().manual_seed(0))
+    optimizer, _ = prosv.make_optimizer(params, config, total_steps=10)
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert groups["vector"]["params"] == [params.vector] and groups["factor"]["params"] == [params.factor]
+    ratio = width / 2304
+    assert groups["vector"]["lr"] == pytest.approx(4e-2 / math.sqrt(ratio))  # eta_v = Theta(n^-1/2)
+    released = {"lang": 10.0, "simpo": 20.0}[loss]
+    assert groups["factor"]["lr"] == pytest.approx(released * math.sqrt(ratio))  # eta_alpha = Theta(n^1/2)
+    assert groups["vector"]["lr"] * groups["factor"]["lr"] == pytest.approx(4e-2 * released)  # product Theta(1)
+    assert float(params.factor.detach()) == pytest.approx(4.0 * math.sqrt(width))  # alpha0 = beta sqrt(n)
+    bound = 8.0 / math.sqrt(width)  # v0 ~ U(-lambda/sqrt(n), lambda/sqrt(n))
+    assert float(params.vector.abs().max()) <= bound and float(params.vector.abs().max()) > 0.95 * bound
+    assert float(params.vector.std()) == pytest.approx(bound / math.sqrt(3), rel=0.1)
+    rms = float(params.delta().detach().pow(2).mean().sqrt())  # alpha0 * v0 is Theta(1) per coordinate
+    assert rms == pytest.approx(4.0 * 8.0 / math.sqrt(3), rel=0.1)
+
+
+def test_learning_rate_decays_linearly_to_zero_without_warmup():
+    config = ProsvConfig(layer=0)
+    params = ProsvParameters(576, config, torch.Generator().manual_seed(0))
+    optimizer, scheduler = prosv.make_optimizer(params, config, total_steps=4)
+    seen = []
+    for _ in range(4):
+        seen.append(optimizer.param_groups[1]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([5.0, 3.75, 2.5, 1.25]) and optimizer.param_groups[1]["lr"] == 0.0
+
+
+@pytest.mark.parametrize(("spec", "canonical"), [("f2+l2", "f2+l2"), ("f4", "f4+l0"), ("l3", "f0+l3"), ("all", "all")])
+def test_position_specs(spec, canonical):
+    assert prosv.canonical_positions(spec) == canonical
+    assert ProsvConfig(layer=0, positions=spec).positions == canonical
+
+
+@pytest.mark.parametrize("spec", ["f0+l2", "f2+l0", "f-1+l2", "f2+f3", "first2", "", "f2+l2+x"])
+def test_bad_position_specs_are_config_errors(spec):
+    with pytest.raises(ConfigError, match="Fix:"):
+        ProsvConfig(layer=0, positions=spec)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"loss": "dpo"}, {"epochs": 0}, {"batch_size": -1}, {"factor_lr": -1.0}, {"max_response_tokens": 0}]
+)
+def test_bad_configs_are_config_errors(bad):
+    with pytest.raises(ConfigError, match="Fix:"):
+        ProsvConfig(layer=0, **bad)
+
+
+@pytest.mark.parametrize(("length", "expected"), [(1, [0]), (3, [0, 1, 2]), (4, [0, 1, 2, 3]), (7, [0, 1, 5, 6])])
+def test_prefix_suffix_capping_follows_the_paper(length, expected):
+    valid = torch.zeros(1, 8, dtype=torch.bool)
+    valid[0, 8 - length :] = True  # left padded
+    mask = PromptPrefixSuffix(2, 2).prompt_mask(PromptInfo(None, valid, ()))
+    assert (mask[0].nonzero().flatten() - (8 - length)).tolist() == expected
+
+
+def test_training_touches_only_the_chosen_prompt_positions(smollm2):
+    _, tokenizer = smollm2
+    batch = encode_examples(
+        tokenizer, ["Hi", "Explain tax law in one line."], ["Hello there.", "No."], max_response_tokens=8
+    )
+    prompt_lengths = batch.prompt.sum(dim=1).tolist()
+    mask = prosv.training_mask(parse_positions("f2+l2"), batch)
+    for row, length in enumerate(prompt_lengths):
+        assert mask[row].nonzero().flatten().tolist() == [0, 1, length - 2, length - 1]
+    assert not bool((mask & batch.response).any())
+    labelled = batch.labels != -100
+    assert torch.equal(labelled, batch.response)  # the loss sees response tokens only
+    assert batch.labels[0][labelled[0]].tolist()[-1] == tokenizer.eos_token_id  # uncut responses end with eos
+    full = prosv.training_mask(parse_positions("all"), batch)
+    assert torch.equal(full, batch.prompt | batch.response)
+
+
+def test_losses_match_their_definitions():
+    logits = torch.randn(2, 5, 7)
+    labels = torch.tensor([[-100, -100, 3, 4, -100], [-100, 1, 2, 6, 0]])
+    picked = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None])[..., 0]
+    keep = labels[:, 1:] != -100
+    assert float(prosv.lang_loss(logits, labels)) == pytest.approx(float(-picked[keep].mean()), rel=1e-5)
+    sums, lengths = prosv.sequence_logps(logits, labels)
+    assert lengths.tolist() == [2, 4] and torch.allclose(sums, (picked * keep).sum(dim=1))
+    win, lose = torch.tensor([-4.0, -9.0]), torch.tensor([-6.0, -3.0])
+    ref_win, ref_lose = torch.tensor([-10.0, -2.0]), torch.tensor([-4.0, -3.0])
+    lw, ll = torch.tensor([2, 3]), torch.tensor([3, 1])
+    weight = torch.tensor([6.0, 1.0])  # max(ref_lose - ref_win, 1)
+    expected = -torch.nn.functional.logsigmoid(weight / lw * win - lose / ll).mean()
+    assert float(prosv.scaled_simpo_loss(win, lose, ref_win, ref_lose, lw, ll)) == pytest.approx(float(expected))
+
+
+def _artifact(width: int = 576, positions: str = "f2+l2", seed: int = 0) -> ProsvArtifact:
+    direction = torch.randn(width, generator=torch.Generator().manual_seed(seed)) / math.sqrt(width)
+    return ProsvArtifact(direction=direction, factor=40.0, layer=10, positions=positions, model_id="smollm2")
+
+
+def _edits(model, tokenizer, artifact, prompts, new_tokens=3):
+    """Per forward call, block-10 output after steering minus before (both seen in the same pass)."""
+    before, after = [], []
+    block = decoder_layers(model)[10]
+    first = block.register_forward_hook(lambda m, a, o: before.append(o[0] if isinstance(o, tuple) else o))
+    batch = chat_batch(tokenizer, prompts)
+    try:
+        with steer(model, artifact):
+            last = block.register_forward_hook(lambda m, a, o: after.append(o[0] if isinstance(o, tuple) else o))
+            try:
+                model.generate(**batch, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            finally:
+                last.remove()
+    finally:
+        first.remove()
+    return batch, [a - b for a, b in zip(after, before, strict=True)]
+
+
+def test_generation_edits_only_first_and_last_prompt_tokens_at_prefill(smollm2):
+    model, tokenizer = smollm2
+    artifact = _artifact()
+    hooks = hook_count(model)
+    batch, edits = _edits(model, tokenizer, artifact, ["Hi!", "Name three rivers of Europe, please."])
+    assert hook_count(model) == hooks and len(edits) == 3
+    valid = batch["attention_mask"].bool()
+    for row in range(2):
+        index = valid[row].nonzero().flatten()
+        touched = edits[0][row].abs().amax(dim=-1) > 0
+        expected = torch.zeros_like(touched)
+        expected[index[[0, 1, -2, -1]]] = True
+        assert torch.equal(touched, expected)
+        assert torch.allclose(edits[0][row, index[0]], artifact.vector, atol=1e-4)
+    assert all(float(e.abs().max()) == 0.0 for e in edits[1:])  # decode steps untouched
+    _, fssv = _edits(model, tokenizer, _artifact(positions="all"), ["Hi!"], new_tokens=2)
+    assert all(torch.allclose(e[0, -1], artifact.vector, atol=1e-4) for e in fssv)  # FSSV: every step
+
+
+def test_alpha_multiplies_the_trained_factor():
+    artifact = _artifact()
+    (item,) = artifact.interventions(alpha=[1.0, 0.5, 0.0])
+    assert item.operator.alpha.tolist() == [40.0, 20.0, 0.0]
+    (same,) = artifact.interventions()
+    assert float(same.operator.alpha) == 40.0 and str(same.positions.name) == "prompt_prefix_suffix"
+
+
+def test_fit_lang_saves_loads_and_steers_through_the_runtime(smollm2, tmp_path):
+    model, tokenizer = smollm2
+    config = ProsvConfig(layer=10, epochs=3, batch_size=2, max_response_tokens=12, seed=1)
+    hooks = hook_count(model)
+    artifact = prosv.fit(model, tokenizer, _triples(2), config, concept=CPP, progress=False)
+    assert hook_count(model) == hooks and not any(p.requires_grad for p in model.parameters())
+    init = ProsvParameters(576, config, torch.Generator().manual_seed(1))
+    assert artifact.factor != pytest.approx(float(init.factor)) and not torch.allclose(artifact.direction, init.vector)
+    assert artifact.metrics["loss_last_epoch"] < artifact.metrics["loss_first_step"]
+    assert artifact.config["vector_lr"] == pytest.approx(8e-2) and artifact.config["factor_lr"] == pytest.approx(5.0)
+
+    store = Store(tmp_path / "store")
+    prosv.save(store, "cpp", artifact)
+    loaded = prosv.load(store, "cpp", model)
+    assert loaded.factor == artifact.factor and torch.equal(loaded.direction, artifact.direction)
+    assert loaded.positions == "f2+l2" and loaded.concept == CPP and loaded.layer == 10
+    generic = store.load_vector("cpp")  # the generic loader steers as trained: alpha * v at the stored positions
+    assert torch.allclose(generic.vector, artifact.vector) and generic.positions == "f2+l2"
+
+    prompts = ["Tell me about your weekend.", "What is a balance sheet?"]
+    plain = generate(model, tokenizer, prompts, max_new_tokens=12)
+    assert generate(model, tokenizer, prompts, steering=loaded, alpha=0.0, max_new_tokens=12) == plain
+    steered = generate(model, tokenizer, prompts, steering=loaded, max_new_tokens=12)
+    assert steered != plain
+
+
+def test_fit_simpo_with_model_written_neutral_responses(smollm2):
+    model, tokenizer = smollm2
+    triples = fill_neutral(model, tokenizer, _triples(2), max_new_tokens=6)
+    assert all(t.neutral_response for t in triples)
+    config = ProsvConfig(layer=10, loss="simpo", epochs=1, max_response_tokens=10)
+    artifact = prosv.fit(model, tokenizer, triples, config, progress=False)
+    assert artifact.config["batch_size"] == 6 and artifact.config["factor_lr"] == pytest.approx(10.0)
+    assert math.isfinite(artifact.metrics["loss_first_step"]) and artifact.factor != pytest.approx(96.0)
+
+
+def test_fit_errors(smollm2):
+    model, tokenizer = smollm2
+    with pytest.raises(LayerError, match="Fix:"):
+        prosv.fit(model, tokenizer, _triples(1), ProsvConfig(layer=30), progress=False)
+    with pytest.raises(DataError, match="fill_neutral"):
+        prosv.fit(model, tokenizer, _triples(1), ProsvConfig(layer=10, loss="simpo"), progress=False)
+    with pytest.raises(DataError, match="Fix:"):
+        prosv.fit(model, tokenizer, [], ProsvConfig(layer=10), progress=False)
+
+
+def test_load_checks_method_width_and_layer(smollm2, tmp_path):
+    model, _ = smollm2
+    store = Store(tmp_path / "store")
+    prosv.save(store, "narrow", _artifact(width=8))
+    with pytest.raises(VectorError, match=r"width 8 .* 576\. Fix:"):
+        prosv.load(store, "narrow", model)
+    deep = _artifact()
+    deep.layer = 40
+    prosv.save(store, "deep", deep)
+    with pytest.raises(LayerError, match="Fix:"):
+        prosv.load(store, "deep", model)
+    store.put("vector", "other", {"vector": torch.ones(576)}, method="caa", layer=3)
+    with pytest.raises(ConfigError, match="not a PrOSV artifact"):
+        prosv.load(store, "other")
+
+
+def test_data_files(tmp_path):
+    by_name = load_triples(AXBENCH, concept=CPP)  # description looked up in concepts.jsonl beside the file
+    assert len(by_name) == 36 and by_name == load_triples(AXBENCH, concept_id=2)
+    rows = [r for r in read_rows(AXBENCH) if r["concept_id"] == 2]
+    assert by_name[0] == Triple(rows[0]["input"], rows[0]["output"], None)
+    with pytest.raises(DataError, match="not in"):
+        load_triples(AXBENCH, concept="underwater basket weaving")
+    own = tmp_path / "own.jsonl"
+    own.write_text(json.dumps({"instruction": "i", "concept_response": "c", "neutral_response": "n"}) + "\n")
+    assert load_triples(own) == [Triple("i", "c", "n")]
+    own.write_text(json.dumps({"instruction": "i", "neutral_response": "n"}) + "\n")
+    with pytest.raises(DataError, match="concept_response"):
+        load_triples(own)
+
+
+def test_build_triples_with_the_bundled_model(smollm2):
+    model, tokenizer = smollm2
+    triples = build_triples(model, tokenizer, "the ocean", ["Describe a chair."], max_new_tokens=6)
+    assert len(triples) == 1 and triples[0].concept_response and triples[0].neutral_response
+    assert triples[0].neutral_response == generate(model, tokenizer, ["Describe a chair."], max_new_tokens=6)[0]
+    with pytest.raises(DataError, match="Fix:"):
+        build_triples(model, tokenizer, " ", ["x"])
