@@ -342,3 +342,38 @@ def spiral_probe(v_d: Tensor, t: np.ndarray, k: int = 5, radius: float = 1.0) ->
     sst = float(((target - target.mean(0)) ** 2).sum())
     r2 = 1.0 - float(((target - fitted) ** 2).sum()) / sst if sst > 0 else float("nan")
     return SpiralFit(pcs=pcs, explained=(s[:k] ** 2) / float((s**2).sum()), fitted=fitted, target=target, r2=r2)
+
+
+@dataclass(frozen=True)
+class DelayResult:
+    """P1: does the penalty rho push the first occurrence of a label to larger L?"""
+
+    label: int
+    mean_by_rho: list[float]  # mean first L (censored: never = one step beyond the grid)
+    reached_by_rho: list[float]  # fraction of samples where the label occurs at all
+    spearman_r: float  # between rho and the censored first L, over every (sample, rho)
+    spearman_p: float
+    delayed: bool  # spearman_r > 0 with p < 0.05
+
+
+def penalty_delay(labels: np.ndarray, lengths: np.ndarray, rhos: np.ndarray, label: int) -> DelayResult:
+    """Onset (label 2) or collapse (label 3) delay under the penalty; ``labels`` is (n, steps, n_rho)."""
+    labels, lengths, rhos = np.asarray(labels), np.asarray(lengths, dtype=float), np.asarray(rhos, dtype=float)
+    if labels.ndim != 3 or labels.shape[1:] != (lengths.size, rhos.size):
+        raise DataError(f"Labels {labels.shape} do not match (n, {lengths.size}, {rhos.size}). Fix: pass the grids.")
+    first = first_length(np.moveaxis(labels, 2, 1), lengths, label)  # (n, n_rho)
+    beyond = lengths.max() + (lengths[-1] - lengths[-2] if lengths.size > 1 else lengths.max())
+    censored = np.where(np.isnan(first), beyond, first)
+    x, y = np.broadcast_to(rhos, censored.shape).ravel(), censored.ravel()
+    r, p = (float("nan"), float("nan"))
+    if np.ptp(x) > 0 and np.ptp(y) > 0:
+        result = stats.spearmanr(x, y)
+        r, p = float(result[0]), float(result[1])
+    return DelayResult(
+        label=label,
+        mean_by_rho=censored.mean(0).tolist(),
+        reached_by_rho=(~np.isnan(first)).mean(0).tolist(),
+        spearman_r=r,
+        spearman_p=p,
+        delayed=bool(np.isfinite(r) and r > 0 and p < 0.05),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from saesteer.cli import bench, corrsteer, evaluate, generate, sae, store, train, vector
+from saesteer.cli import analyze, bench, corrsteer, evaluate, generate, sae, store, train, vector
 from saesteer.cli.common import console
 from saesteer.errors import SaesteerError
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_parser(commands)
     sae.add_parser(commands)
     vector.add_parser(commands)
+    analyze.add_parser(commands)
     corrsteer.add_features_parser(commands)
     bench.add_parser(commands)
     run = commands.add_parser("run", help="run a recipe (recipes/*.yaml)")

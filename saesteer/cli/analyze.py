@@ -1,0 +1,109 @@
+"""``saesteer analyze cylinder``: the CRH angle / penalty sweep of concept steering (arXiv 2605.01844)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from saesteer.cli.common import console
+
+EXAMPLE = """example:
+  saesteer analyze cylinder --model smollm2-135m-instruct --concept 0,5,9 --layer 6 --out runs/cylinder
+  saesteer analyze cylinder --model smollm2-135m-instruct --concept "references to cooking" \\
+      --data my_samples.jsonl --layer 6 --out runs/cooking --paper --store runs/store
+
+--concept: AxBench concept ids of --data (default: the bundled AxBench sample), or a concept description
+when --data rows are {"question", "with_concept", "without_concept" (optional)}. Missing concept-free
+responses are the model's greedy answers, cached in OUT/answers.json. u = DiffMean over the training split;
+the --n-test held-out samples are steered with v(L, rho) = L (cos t u_hat + (1 - rho) sin t e_perp) on every
+prompt token at prefill, L in (0, max_scale |u|], rho in [0, 1]. Labels (1 normal, 2 concept, 3 gibberish)
+come from offline PROXIES: concept keywords, perplexity under the unsteered model and distinct-2.
+Writes OUT/results.json, heatmaps.png, steerability_vs_angle.png, phase_pca.png."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    analyze = subparsers.add_parser(
+        "analyze", help="analyses of steering geometry", epilog=EXAMPLE, formatter_class=fmt
+    )
+    kinds = analyze.add_subparsers(dest="analysis", required=True)
+    cyl = kinds.add_parser(
+        "cylinder",
+        help="CRH: angle to the axis, penalised sweep, steerability tests",
+        epilog=EXAMPLE,
+        formatter_class=fmt,
+    )
+    cyl.add_argument("--model", required=True)
+    cyl.add_argument("--concept", required=True, help="AxBench ids (0,5,9) or a description for a user --data file")
+    cyl.add_argument("--data", default=None, help="AxBench train.jsonl-format or question/with_concept rows")
+    cyl.add_argument("--layer", type=int, required=True)
+    cyl.add_argument("--out", required=True)
+    cyl.add_argument("--n-test", type=int, default=8, help="held-out samples steered per concept")
+    cyl.add_argument("--steps", type=int, default=10, help="L grid steps (paper: 25)")
+    cyl.add_argument("--rhos", type=int, default=5, help="penalty values in linspace(0, 1) (paper: 20)")
+    cyl.add_argument("--max-scale", type=float, default=3.0, help="largest L in units of |u| (paper: 3)")
+    cyl.add_argument("--tokens", type=int, default=24, help="new tokens per steered output (paper: 32)")
+    cyl.add_argument("--paper", action="store_true", help="the paper's grid: 25 L steps x 20 rho, 32 tokens")
+    cyl.add_argument("--axis", choices=["diffmean", "pca", "mean_center"], default="diffmean")
+    cyl.add_argument("--hook-point", choices=["resid_pre", "resid_post"], default="resid_pre")
+    cyl.add_argument("--template", default=None, help="text template with {question} and a final {response}")
+    cyl.add_argument("--max-perplexity", type=float, default=200.0, help="gibberish above this perplexity")
+    cyl.add_argument("--min-distinct", type=float, default=0.5, help="gibberish below this distinct-2")
+    cyl.add_argument("--batch-size", type=int, default=32)
+    cyl.add_argument("--seed", type=int, default=0)
+    cyl.add_argument("--store", default=None, help="also record an eval_result in this store")
+    cyl.add_argument("--name", default="cylinder", help="record name in the store")
+    cyl.set_defaults(run=run_cylinder)
+
+
+def run_cylinder(args: argparse.Namespace) -> None:
+    from saesteer.analysis.cylinder_sweep import (
+        DEFAULT_TEMPLATE,
+        ProxyLabeller,
+        SweepConfig,
+        analyze_concept,
+        load_concepts,
+        save_results,
+        summarize,
+    )
+    from saesteer.models import load_model
+    from saesteer.store import Store
+
+    fields = {
+        "layer": args.layer,
+        "template": args.template or DEFAULT_TEMPLATE,
+        "n_test": args.n_test,
+        "steps": args.steps,
+        "n_rho": args.rhos,
+        "max_scale": args.max_scale,
+        "max_new_tokens": args.tokens,
+        "axis": args.axis,
+        "hook_point": args.hook_point,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+    if args.paper:
+        config = SweepConfig.paper(**{k: v for k, v in fields.items() if k not in ("steps", "n_rho", "max_new_tokens")})
+    else:
+        config = SweepConfig(**fields)
+    concepts = load_concepts(args.concept, args.data)
+    model, tokenizer = load_model(args.model)
+    labeller = ProxyLabeller(model, tokenizer, max_perplexity=args.max_perplexity, min_distinct=args.min_distinct)
+    out = Path(args.out)
+    runs = [analyze_concept(model, tokenizer, c, s, config, labeller, out / "answers.json") for c, s in concepts]
+    summary = summarize(runs, seed=args.seed)
+    store = Store(args.store) if args.store else None
+    paths = save_results(
+        runs, summary, config, out, labeller=labeller.name, model_name=args.model, store=store, name=args.name
+    )
+    console.print(f"labels are PROXIES ({labeller.name})")
+    console.print(
+        f"P1 penalty delays onset and collapse: {summary['P1_holds']}  "
+        f"(onset Spearman {summary['P1_onset']['spearman_r']:.3f}, "
+        f"collapse {summary['P1_collapse']['spearman_r']:.3f})"
+    )
+    console.print(
+        f"P2 unimodal angle law: {summary['P2_holds']}   P3 similarity does not predict St: "
+        f"{summary['P3_holds']} (r {summary['P3']['r']:.3f}, p {summary['P3']['p']:.3g})"
+    )
+    console.print("wrote " + ", ".join(str(p) for p in paths.values()))
