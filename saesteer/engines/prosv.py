@@ -96,7 +96,7 @@ class ProsvConfig:
         self.positions = canonical_positions(self.positions)
         counts = {
             "epochs": self.epochs,
-            "batch_size": self.batch_size or 1,
+            "batch_size": 1 if self.batch_size is None else self.batch_size,
             "max_response_tokens": self.max_response_tokens,
         }
         for name, value in counts.items():
@@ -105,8 +105,8 @@ class ProsvConfig:
         scales = {
             "factor_init": self.factor_init,
             "vector_init": self.vector_init,
-            "factor_lr": self.factor_lr or 1.0,
-            "vector_lr": self.vector_lr or 1.0,
+            "factor_lr": 1.0 if self.factor_lr is None else self.factor_lr,
+            "vector_lr": 1.0 if self.vector_lr is None else self.vector_lr,
             "max_grad_norm": self.max_grad_norm,
         }
         for name, scale in scales.items():
@@ -116,13 +116,13 @@ class ProsvConfig:
     def rates(self, width: int) -> tuple[float, float]:
         """(eta_alpha, eta_v) at hidden size ``width``: the released rates moved by the scaling rule."""
         ratio = width / REFERENCE_WIDTH
-        factor_lr = self.factor_lr or RELEASED_FACTOR_LR[self.loss] * math.sqrt(ratio)
-        vector_lr = self.vector_lr or RELEASED_VECTOR_LR / math.sqrt(ratio)
+        factor_lr = RELEASED_FACTOR_LR[self.loss] * math.sqrt(ratio) if self.factor_lr is None else self.factor_lr
+        vector_lr = RELEASED_VECTOR_LR / math.sqrt(ratio) if self.vector_lr is None else self.vector_lr
         return factor_lr, vector_lr
 
     @property
     def effective_batch_size(self) -> int:
-        return self.batch_size or RELEASED_BATCH_SIZE[self.loss]
+        return RELEASED_BATCH_SIZE[self.loss] if self.batch_size is None else self.batch_size
 
 
 class ProsvParameters(nn.Module):

@@ -74,7 +74,15 @@ def test_bad_position_specs_are_config_errors(spec):
 
 
 @pytest.mark.parametrize(
-    "bad", [{"loss": "dpo"}, {"epochs": 0}, {"batch_size": -1}, {"factor_lr": -1.0}, {"max_response_tokens": 0}]
+    "bad",
+    [
+        {"loss": "dpo"},
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"factor_lr": 0.0},
+        {"vector_init": -1.0},
+        {"max_response_tokens": 0},
+    ],
 )
 def test_bad_configs_are_config_errors(bad):
     with pytest.raises(ConfigError, match="Fix:"):
@@ -174,7 +182,7 @@ def test_alpha_multiplies_the_trained_factor():
 
 def test_fit_lang_saves_loads_and_steers_through_the_runtime(smollm2, tmp_path):
     model, tokenizer = smollm2
-    config = ProsvConfig(layer=10, epochs=3, batch_size=2, max_response_tokens=12, seed=1)
+    config = ProsvConfig(layer=10, epochs=2, batch_size=2, max_response_tokens=8, seed=1)
     hooks = hook_count(model)
     artifact = prosv.fit(model, tokenizer, _triples(2), config, concept=CPP, progress=False)
     assert hook_count(model) == hooks and not any(p.requires_grad for p in model.parameters())
@@ -191,11 +199,10 @@ def test_fit_lang_saves_loads_and_steers_through_the_runtime(smollm2, tmp_path):
     generic = store.load_vector("cpp")  # the generic loader steers as trained: alpha * v at the stored positions
     assert torch.allclose(generic.vector, artifact.vector) and generic.positions == "f2+l2"
 
-    prompts = ["Tell me about your weekend.", "What is a balance sheet?"]
-    plain = generate(model, tokenizer, prompts, max_new_tokens=12)
-    assert generate(model, tokenizer, prompts, steering=loaded, alpha=0.0, max_new_tokens=12) == plain
-    steered = generate(model, tokenizer, prompts, steering=loaded, max_new_tokens=12)
-    assert steered != plain
+    prompts = ["Tell me about your weekend.", "Tell me about your weekend."]
+    plain = generate(model, tokenizer, prompts[:1], max_new_tokens=8)[0]
+    steered = generate(model, tokenizer, prompts, steering=loaded, alpha=[1.0, 0.0], max_new_tokens=8)
+    assert steered[0] != plain and steered[1] == plain  # per-row multipliers through the core runtime
 
 
 def test_fit_simpo_with_model_written_neutral_responses(smollm2):
@@ -253,6 +260,5 @@ def test_build_triples_with_the_bundled_model(smollm2):
     model, tokenizer = smollm2
     triples = build_triples(model, tokenizer, "the ocean", ["Describe a chair."], max_new_tokens=6)
     assert len(triples) == 1 and triples[0].concept_response and triples[0].neutral_response
-    assert triples[0].neutral_response == generate(model, tokenizer, ["Describe a chair."], max_new_tokens=6)[0]
     with pytest.raises(DataError, match="Fix:"):
         build_triples(model, tokenizer, " ", ["x"])
