@@ -198,7 +198,7 @@ class ProxyLabeller:
 
     model: Any
     tokenizer: Any
-    max_perplexity: float = 200.0
+    max_perplexity: float = 500.0
     min_distinct: float = 0.5
     name: str = "proxy: perplexity/distinct-2 gibberish + concept keywords"
     _cache: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)

@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cyl.add_argument("--axis", choices=["diffmean", "pca", "mean_center"], default="diffmean")
     cyl.add_argument("--hook-point", choices=["resid_pre", "resid_post"], default="resid_pre")
     cyl.add_argument("--template", default=None, help="text template with {question} and a final {response}")
-    cyl.add_argument("--max-perplexity", type=float, default=200.0, help="gibberish above this perplexity")
+    cyl.add_argument("--max-perplexity", type=float, default=500.0, help="gibberish above this perplexity")
     cyl.add_argument("--min-distinct", type=float, default=0.5, help="gibberish below this distinct-2")
     cyl.add_argument("--batch-size", type=int, default=32)
     cyl.add_argument("--seed", type=int, default=0)

@@ -153,3 +153,21 @@ def test_spiral_probe_fits_points_on_a_spiral():
     assert fit.r2 > 0.999 and fit.pcs.shape == (40, 5)
     scrambled = crh.spiral_probe(torch.tensor(points), np.random.default_rng(4).permutation(t))
     assert scrambled.r2 < 0.5
+
+
+def test_penalty_delay_on_constructed_label_grids():
+    lengths, rhos = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 0.5, 1.0])
+    labels = np.ones((6, 4, 3), dtype=int)
+    for rho_index in range(3):  # onset at step rho_index, collapse one step later (none at rho = 1)
+        labels[:, rho_index, rho_index] = 2
+        if rho_index < 2:
+            labels[:, rho_index + 1 :, rho_index] = 3
+    onset = crh.penalty_delay(labels, lengths, rhos, crh.CONCEPT)
+    assert onset.mean_by_rho == [1.0, 2.0, 3.0] and onset.delayed
+    collapse = crh.penalty_delay(labels, lengths, rhos, crh.GIBBERISH)
+    assert collapse.mean_by_rho == [2.0, 3.0, 5.0] and collapse.reached_by_rho == [1.0, 1.0, 0.0]
+    assert collapse.delayed
+    flat = crh.penalty_delay(np.ones((6, 4, 3), dtype=int), lengths, rhos, crh.CONCEPT)
+    assert not flat.delayed and np.isnan(flat.spearman_r)
+    early = crh.penalty_delay(labels[:, :, ::-1], lengths, rhos, crh.CONCEPT)
+    assert early.spearman_r < 0 and not early.delayed

@@ -1,0 +1,120 @@
+"""CRH on SmolLM2-135M-Instruct: penalised (L, rho) sweep on AxBench concepts; writes a markdown report.
+
+    SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/cylinder_concepts.py --concepts 0,3,9 --layer 15
+
+Outputs: benchmarks/results/cylinder/{results.json, *.png, answers.json} and benchmarks/results/cylinder_concepts.md
+(numbers only; the verdict paragraph is written by hand after reading them). Labels are offline PROXIES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from saesteer.analysis.cylinder_sweep import (
+    ProxyLabeller,
+    SweepConfig,
+    analyze_concept,
+    load_concepts,
+    save_results,
+    summarize,
+)
+from saesteer.models import load_model
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def report(summary: dict[str, Any], records: list[dict[str, Any]], command: str, seconds: float) -> str:
+    onset, collapse, p3, p2 = summary["P1_onset"], summary["P1_collapse"], summary["P3"], summary["P2"]
+    lines = [
+        "# CRH cylinder sweep on SmolLM2-135M-Instruct",
+        "",
+        f"Command: `{command}`  ({seconds / 60:.1f} min on the shared 2-core CPU)",
+        "",
+        "Labels are offline PROXIES (concept keywords for 2; perplexity under the unsteered model / distinct-2",
+        "for 3), not the paper's Llama-3.3-70B judge. L and St are in units of each concept's |u|.",
+        "",
+        "| concept | abs u | mean cos theta | steerable (St>0) | spiral R2 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in records:
+        cos = [s["cos_theta"] for s in r["samples"]]
+        st = [s["steerability_over_u"] for s in r["samples"]]
+        spiral = "n/a" if r["spiral_r2"] is None else f"{r['spiral_r2']:.2f}"
+        lines.append(
+            f"| {r['concept'][:50]} | {r['norm_u']:.1f} | {sum(cos) / len(cos):.2f} | "
+            f"{sum(s > 0 for s in st)}/{len(st)} | {spiral} |"
+        )
+    lines += [
+        "",
+        f"Samples: {summary['n_samples']}; label fractions over the grid: {summary['label_fractions']}; "
+        f"unsteered baseline: {summary['baseline_label_fractions']}.",
+        "",
+        f"**P1 (penalty delays onset and collapse)** rho grid {records[0]['rhos']}",
+        f"- onset (label 2): mean first L/|u| by rho (never = beyond grid) [{_fmt(onset['mean_by_rho'])}], "
+        f"reached [{_fmt(onset['reached_by_rho'])}], Spearman(rho, onset) r={onset['spearman_r']:.3f} "
+        f"p={onset['spearman_p']:.3g} -> delayed: {onset['delayed']}",
+        f"- collapse (label 3): mean first L/|u| by rho [{_fmt(collapse['mean_by_rho'])}], "
+        f"reached [{_fmt(collapse['reached_by_rho'])}], Spearman r={collapse['spearman_r']:.3f} "
+        f"p={collapse['spearman_p']:.3g} -> delayed: {collapse['delayed']}",
+        f"- P1 holds: {summary['P1_holds']}",
+        "",
+        "**P2 (unimodal angle law)** "
+        + (
+            "not testable: fewer than 4 steerable samples"
+            if p2 is None
+            else f"best k={p2['k']}, m={p2['m']:.2f}, r={p2['r']:.3f} (p={p2['p']:.3g} optimistic, permutation "
+            f"p={p2['p_permutation']:.3g}), peak theta {p2['peak_theta_deg']:.1f} deg -> holds: {summary['P2_holds']}"
+        ),
+        "",
+        f"**P3 (cos(v_d,i, v_d,j) does not predict |St_i - St_j|)** r={p3['r']:.3f}, p={p3['p']:.3g}, "
+        f"{p3['n_pairs']} within-concept pairs -> holds: {summary['P3_holds']}",
+        "",
+        "Plots: `cylinder/heatmaps.png`, `cylinder/steerability_vs_angle.png`, `cylinder/phase_pca.png`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concepts", default="0,3,9")
+    parser.add_argument("--layer", type=int, default=15)
+    parser.add_argument("--n-test", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rhos", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription)")
+    parser.add_argument("--out", default=str(RESULTS / "cylinder"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    start = time.time()
+    config = SweepConfig(
+        layer=args.layer, n_test=args.n_test, steps=args.steps, n_rho=args.rhos, max_new_tokens=args.tokens
+    )
+    model, tokenizer = load_model("smollm2-135m-instruct")
+    labeller = ProxyLabeller(model, tokenizer)
+    out = Path(args.out)
+    runs = [
+        analyze_concept(model, tokenizer, c, s, config, labeller, out / "answers.json")
+        for c, s in load_concepts(args.concepts)
+    ]
+    summary = summarize(runs)
+    save_results(runs, summary, config, out, labeller=labeller.name, model_name="smollm2-135m-instruct")
+    records = json.loads((out / "results.json").read_text())["concepts"]
+    command = "SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/cylinder_concepts.py " + " ".join(sys.argv[1:])
+    (RESULTS / "cylinder_concepts.md").write_text(report(summary, records, command.strip(), time.time() - start))
+
+
+if __name__ == "__main__":
+    main()
