@@ -1,8 +1,9 @@
 """CRH on a real model: difference vectors, the penalised (L, rho) steering sweep, and its labeller.
 
->>> samples = load_axbench_samples(0)            # concept id 0 of the bundled AxBench sample
->>> run = analyze_concept(model, tok, samples, SweepConfig(layer=8), ProxyLabeller(model, tok))
->>> run.labels.shape                             # (test samples, L steps, rho values); 1/2/3 labels
+>>> concept, samples = load_axbench_samples(0)   # concept id 0 of the bundled AxBench sample
+>>> run = analyze_concept(model, tok, concept, samples, SweepConfig(layer=8), ProxyLabeller(model, tok))
+>>> run.labels.shape                              # (test samples, L steps, rho values); 1/2/3 labels
+>>> summarize([run])["P1_holds"]                  # then save_results(...) for JSON, PNGs, store record
 
 Each sample is a question with a concept-bearing response and a concept-free one (the model's own
 greedy answer unless given). v_d = h_last("User: q\\nAssistant: with") - h_last("... without") at the
