@@ -352,7 +352,9 @@ def summarize(runs: Sequence[ConceptRun], *, permutations: int = 200, seed: int 
         },
         "P1_onset": vars(onset),
         "P1_collapse": vars(collapse),
-        "P1_holds": onset.delayed and collapse.delayed,
+        "P1_holds": None  # None: a label never varies over the grid, so its delay cannot be tested
+        if np.isnan(onset.spearman_r) or np.isnan(collapse.spearman_r)
+        else onset.delayed and collapse.delayed,
         "P3": {"r": pairwise.r, "p": pairwise.p, "n_pairs": pairwise.n_pairs},
         "P3_holds": bool(pairwise.p >= 0.05) if np.isfinite(pairwise.p) else None,  # None: St constant
         "steerable_fraction": float((st > 0).mean()),
