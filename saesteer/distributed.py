@@ -8,10 +8,14 @@ back into sample order, so results equal a single-process run.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch.distributed as dist
+
+from saesteer.errors import DistributedError
 
 
 @dataclass(frozen=True)
@@ -48,5 +52,19 @@ def gather(items: list[Any], current: World) -> list[Any]:
     if current.size == 1:
         return items
     parts: list[Any] = [None] * current.size
-    dist.all_gather_object(parts, items)
+    with collective("gathering per-sample records"):
+        dist.all_gather_object(parts, items)
     return [item for part in parts for item in part]
+
+
+@contextmanager
+def collective(what: str) -> Iterator[None]:
+    """Turn a failed collective (a peer process died) into a DistributedError that says what to do."""
+    try:
+        yield
+    except (RuntimeError, dist.DistBackendError) as exc:
+        raise DistributedError(
+            f"{what} failed on rank {dist.get_rank()}: another process stopped ({str(exc).splitlines()[0]}). "
+            "Nothing from this step was written to the store. Fix: read the other ranks' output (killed, out of "
+            "memory?) and rerun; benchmark records already on disk are kept and skipped."
+        ) from exc

@@ -37,3 +37,7 @@ class StoreError(SaesteerError):
 
 class SAEError(SaesteerError):
     """An SAE does not fit the model/layer, or cannot be loaded or trained."""
+
+
+class DistributedError(SaesteerError):
+    """A collective operation failed because a peer process stopped (killed, out of memory, crashed)."""

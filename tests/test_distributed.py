@@ -89,7 +89,7 @@ def test_accelerate_launch_of_the_cli_matches_a_single_process_run(tmp_path, smo
         sys.executable,
         "-m",
         "accelerate.commands.launch",
-        "--cpu",
+        "--multi_gpu",  # torchrun-style launcher; on a CPU-only machine each rank uses gloo
         "--num_processes",
         "2",
         "--num_machines",

@@ -33,8 +33,9 @@ class MMLUSpec(_Spec):
     """CorrSteer's MMLU prompt; scored by the first generated token and/or the argmax of the A-D logits."""
 
     kind: Literal["mmlu"]
-    path: str = str(sample_path("tasks/mmlu_sample.jsonl"))
+    path: str = str(sample_path("tasks/mmlu_sample.jsonl"))  # JSONL, or hf:cais/mmlu:all@test
     subjects: list[str] = []
+    split: Literal["all", "train", "val", "test"] = "all"  # the task's seeded split (train CorrSteer on "train")
     limit: int | None = Field(None, gt=0)
     scoring: list[Literal["first_token", "letter_logits"]] = ["first_token", "letter_logits"]
     prompt: str = "Answer the following multiple-choice question correctly."
@@ -46,6 +47,7 @@ class HarmBenchSpec(_Spec):
     kind: Literal["harmbench"]
     path: str = str(sample_path("tasks/harmbench_sample.csv"))
     categories: list[Literal["standard", "contextual", "copyright"]] = ["standard", "contextual", "copyright"]
+    split: Literal["all", "train", "val", "test"] = "all"
     limit: int | None = Field(None, gt=0)
     classifier: str | None = None  # local HF sequence classifier (name or path)
     refusal_label: str = "REJECTION"

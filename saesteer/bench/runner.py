@@ -180,7 +180,7 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> BenchResult:
     done = records.done()
     context_path = out / "context.json"
     context: dict[str, Any] = json.loads(context_path.read_text()) if context_path.exists() else {}
-    context.update({"model": model_id(model), "config": config.model_dump()})
+    context.update({"model": model_id(model), "config": config.model_dump(), "world_size": current.size})
     for key in ("methods", "metrics", "judges"):
         context.setdefault(key, {})
     tasks = [make_task(spec, model, tokenizer) for spec in config.tasks]

@@ -12,7 +12,7 @@ import torch
 
 from saesteer.bench.config import AxBenchSpec, HarmBenchSpec, MMLUSpec
 from saesteer.bench.judges import Judge, JudgeItem, harmonic_mean
-from saesteer.data import read_rows
+from saesteer.data.sources import load_rows
 from saesteer.errors import ConfigError, DataError
 from saesteer.tasks import HarmBenchTask, MMLUTask
 
@@ -48,12 +48,13 @@ class MMLUBench:
 
     def __init__(self, spec: MMLUSpec) -> None:
         self.spec = spec
-        self.task = MMLUTask(spec.path, subjects=tuple(spec.subjects), limit=spec.limit)
+        self.task = MMLUTask(spec.path, subjects=tuple(spec.subjects))
         self.metrics = list(spec.scoring)
         self.judge = "exact match (gold letter)"
 
     def units(self) -> list[Unit]:
-        items = [Item(s.id, s.prompt, s.target, meta=s.meta) for s in self.task.all_samples()]
+        samples = self.task.all_samples() if self.spec.split == "all" else self.task.samples(self.spec.split)
+        items = [Item(s.id, s.prompt, s.target, meta=s.meta) for s in samples[: self.spec.limit]]
         return [Unit(self.name, items)]
 
     def prompting(self, item: Item, unit: Unit) -> str:
@@ -111,7 +112,8 @@ class HarmBenchBench:
         self.judge = self.task.reward_name
 
     def units(self) -> list[Unit]:
-        samples = self.task.all_samples()[: self.spec.limit]
+        samples = self.task.all_samples() if self.spec.split == "all" else self.task.samples(self.spec.split)
+        samples = samples[: self.spec.limit]
         return [
             Unit(
                 self.name, [Item(s.id, s.prompt, meta={"category": s.meta.get("FunctionalCategory")}) for s in samples]
@@ -146,7 +148,7 @@ def refusal_classifier(name: str, refusal_label: str) -> Callable[[str], bool]:
 
 def load_concepts(spec: AxBenchSpec) -> list[dict[str, Any]]:
     """The spec's concepts (``concept_id, concept`` rows), filtered by ``concept_ids`` and ``n_concepts``."""
-    rows = read_rows(spec.concepts)
+    rows = load_rows(spec.concepts)
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or not isinstance(row.get("concept"), str) or "concept_id" not in row:
             raise DataError(f"{spec.concepts} row {number} needs concept_id and concept. Fix: convert it.")
@@ -169,7 +171,7 @@ class AxBenchBench:
         self.judge = judge.name
         self.concepts = load_concepts(spec)
         pool: list[str] = []
-        for number, row in enumerate(read_rows(spec.instructions), start=1):
+        for number, row in enumerate(load_rows(spec.instructions), start=1):
             text = row.get("instruction") if isinstance(row, dict) else None
             if not isinstance(text, str) or not text.strip():
                 raise DataError(f"{spec.instructions} row {number} needs a non-empty 'instruction'. Fix: convert it.")
@@ -196,7 +198,7 @@ class AxBenchBench:
     def contrast_pairs(self, unit: Unit) -> list[dict[str, str]]:
         """Concept responses vs neutral responses from the training file, for a DiffMean (CAA) vector."""
         assert unit.concept is not None
-        rows = read_rows(self.spec.train)
+        rows = load_rows(self.spec.train)
         positive = [r for r in rows if r.get("concept_id") == unit.concept["concept_id"]]
         negative = [r for r in rows if r.get("concept_id") == -1 or r.get("category") == "negative"]
         if not positive or not negative:

@@ -190,7 +190,10 @@ class FeatureStats:
         buffer = torch.cat(parts)
         if dist.get_backend(group) == "nccl" and buffer.device.type != "cuda":
             buffer = buffer.to(torch.device("cuda", torch.cuda.current_device()))
-        dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
+        from saesteer.distributed import collective
+
+        with collective("all-reducing feature statistics"):
+            dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
         buffer = buffer.to(self.device)
         self.n, self.n_pos = int(buffer[0].item()), int(buffer[1].item())
         self.sum_y, self.sum_yy = buffer[2].clone(), buffer[3].clone()

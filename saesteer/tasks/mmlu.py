@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from saesteer.data.pairs import read_rows
+from saesteer.data.sources import load_rows
 from saesteer.errors import DataError
 from saesteer.tasks.base import Sample, Split, split_samples
 
@@ -29,7 +29,7 @@ class MMLUTask:
 
     def all_samples(self) -> list[Sample]:
         samples = []
-        for index, row in enumerate(read_rows(self.path)):
+        for index, row in enumerate(load_rows(self.path)):
             if not isinstance(row, dict) or len(row.get("choices", [])) != 4 or row.get("answer") not in range(4):
                 raise DataError(f"MMLU row {index} needs question, 4 choices and answer 0-3. Fix: convert the file.")
             if self.subjects and row.get("subject") not in self.subjects:
