@@ -40,10 +40,12 @@ class SAETrainRecipe(_Recipe):
 
 class TrainStep(_Recipe):
     """A ``saesteer train METHOD`` call run before the benchmark; ``args`` become ``--flag value`` options
-    (``{concept}`` and ``{concept_id}`` are filled per AxBench concept when ``per_concept`` is set).
+    (``{concept}`` and ``{concept_id}`` are filled per AxBench concept when ``per_concept`` is set,
+    ``{samples}`` is the directory of the data samples shipped with saesteer).
     Skipped when the store already holds a record of that name."""
 
-    method: Literal["caa", "corrsteer", "prosv", "psr"]
+    # sae: ``saesteer sae train``; sae_add: ``saesteer sae add SOURCE`` (args: source, sae_id, layer, name)
+    method: Literal["sae", "sae_add", "caa", "corrsteer", "prosv", "psr"]
     args: dict[str, str | int | float | bool]
     per_concept: bool = False
 

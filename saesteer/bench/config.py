@@ -94,14 +94,14 @@ class MethodSpec(_Spec):
 
     @model_validator(mode="after")
     def _check(self) -> MethodSpec:
+        if not self.factors:
+            raise ValueError("'factors' must list at least one value")
         if self.kind in ("corrsteer", "prosv", "psr") and not self.artifact:
             raise ValueError(
                 f"method {self.kind!r} needs 'artifact' (a stored record name; may contain {{concept_id}})"
             )
         if self.kind == "caa" and self.artifact is None and self.layer is None:
             raise ValueError("method 'caa' needs 'artifact' or 'layer' (to fit on the task's data)")
-        if not self.factors:
-            raise ValueError("'factors' must list at least one value")
         return self
 
 

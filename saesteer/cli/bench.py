@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from saesteer.cli.common import console
+from saesteer.data import SAMPLES
 from saesteer.errors import ConfigError
 
 BENCH_EXAMPLE = """example:
@@ -88,13 +89,23 @@ def _train_steps(recipe: Any) -> None:
         )
     store = Store(recipe.store)
     known = {r.name for r in store.find()}
+    commands = {"sae": ["sae", "train"], "sae_add": ["sae", "add"]}
     for step in recipe.train:
         fills = _concepts(recipe) if step.per_concept else [{}]
         for concept in fills:
-            values = {k: str(v).format(**concept) if isinstance(v, str) else v for k, v in step.args.items()}
+            fill = {**concept, "samples": str(SAMPLES)}
+            values = {k: v.format(**fill) if isinstance(v, str) else v for k, v in step.args.items()}
             if values.get("name") in known:
                 continue
-            argv = ["train", step.method, "--model", recipe.model, "--store", recipe.store]
+            argv = [
+                *commands.get(step.method, ["train", step.method]),
+                "--model",
+                recipe.model,
+                "--store",
+                recipe.store,
+            ]
+            if "source" in values:
+                argv.insert(2, str(values.pop("source")))
             for key, value in values.items():
                 flag = "--" + key.replace("_", "-")
                 if value is True:
@@ -104,6 +115,7 @@ def _train_steps(recipe: Any) -> None:
             console.print(f"[bold]train[/] {' '.join(argv[1:])}")
             parsed = build_parser().parse_args(argv)
             parsed.run(parsed)
+            known.add(values["name"])
 
 
 def _print_rows(rows: list[Any]) -> None:
