@@ -42,9 +42,9 @@ def test_parameter_groups_follow_the_width_scaling_rule(width, loss):
     assert groups["factor"]["lr"] == pytest.approx(released * math.sqrt(ratio))  # eta_alpha = Theta(n^1/2)
     assert groups["vector"]["lr"] * groups["factor"]["lr"] == pytest.approx(4e-2 * released)  # product Theta(1)
     assert float(params.factor.detach()) == pytest.approx(4.0 * math.sqrt(width))  # alpha0 = beta sqrt(n)
-    bound = 8.0 / math.sqrt(width)  # v0 ~ U(-lambda/sqrt(n), lambda/sqrt(n))
-    assert float(params.vector.abs().max()) <= bound and float(params.vector.abs().max()) > 0.95 * bound
-    assert float(params.vector.std()) == pytest.approx(bound / math.sqrt(3), rel=0.1)
+    bound, vector = 8.0 / math.sqrt(width), params.vector.detach()  # v0 ~ U(-lambda/sqrt(n), lambda/sqrt(n))
+    assert float(vector.abs().max()) <= bound and float(vector.abs().max()) > 0.95 * bound
+    assert float(vector.std()) == pytest.approx(bound / math.sqrt(3), rel=0.1)
     rms = float(params.delta().detach().pow(2).mean().sqrt())  # alpha0 * v0 is Theta(1) per coordinate
     assert rms == pytest.approx(4.0 * 8.0 / math.sqrt(3), rel=0.1)
 
