@@ -2,13 +2,13 @@
 
 Per concept: train PrOSV (f2+l2) and FSSV (all positions) with the same "lang" objective, data (the concept's
 AxBench positives), init, learning rates, steps and seed; generate greedy replies to held-out AxBench instructions
-unsteered, with PrOSV as trained (multiplier 1, no sweep) and with FSSV at multipliers 0.1, 0.25, 0.5 and 1 (its
+unsteered, with PrOSV as trained (multiplier 1, no sweep) and with FSSV at multipliers 0.25, 0.5 and 1 (its
 trained vector sits at every position, so it needs scaling down to stay fluent). Concept presence is the keyword
 proxy (concept_rating, 0-2); fluency is the unsteered model's perplexity of the reply (a proxy, lower is better).
 "FSSV ppl @ PrOSV concept" interpolates FSSV's perplexity along its multipliers (0 = unsteered) at PrOSV's concept
 rating; n/a when PrOSV's rating lies outside FSSV's range. Writes benchmarks/results/prosv_concepts.{json,md}.
 
-    .venv/bin/python benchmarks/prosv_concepts.py --concepts 0,2,9 --layer 10 --examples 12 --epochs 4
+    .venv/bin/python benchmarks/prosv_concepts.py --concepts 0,2,9 --layer 10 --examples 12 --epochs 4 --vector-init 1
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from saesteer.generation import generate
 from saesteer.models import load_model
 
 OUT = Path(__file__).parent / "results"
-FSSV_MULTIPLIERS = (0.1, 0.25, 0.5, 1.0)
+FSSV_MULTIPLIERS = (0.25, 0.5, 1.0)
 
 
 def measure(model: Any, tokenizer: Any, concept: str, prompts: list[str], texts: list[str]) -> dict[str, Any]:
@@ -62,6 +62,8 @@ def run_concept(model: Any, tokenizer: Any, row: dict[str, Any], prompts: list[s
             batch_size=args.batch_size,
             max_response_tokens=args.response_tokens,
             seed=args.seed,
+            factor_init=args.factor_init,
+            vector_init=args.vector_init,
         )
         start = time.time()
         artifact = prosv.fit(model, tokenizer, triples, config, concept=concept)
@@ -96,10 +98,11 @@ def report(results: list[dict[str, Any]], args: Any, seconds: float) -> str:
         f"Command: `{command}` ({seconds / 60:.1f} min on a shared 2-core CPU)",
         "",
         f"Layer {args.layer}, lang loss, {args.examples} AxBench positives per concept, {args.epochs} epochs, "
-        f"batch {args.batch_size}, responses cut to {args.response_tokens} tokens, released hyper-parameters "
-        f"rescaled to width 576; {args.instructions} held-out instructions, greedy, {args.new_tokens} new tokens. "
+        f"batch {args.batch_size}, responses cut to {args.response_tokens} tokens, beta={args.factor_init:g}, "
+        f"lambda={args.vector_init:g}, released learning rates rescaled to width 576; {args.instructions} held-out "
+        f"instructions, greedy, {args.new_tokens} new tokens. "
         "Concept = keyword proxy (0-2), ppl = unsteered model's perplexity of the reply (fluency proxy, lower is "
-        "better). PrOSV uses its trained factor (multiplier 1, no sweep); FSSV is shown at multipliers 0.1 to 1.",
+        "better). PrOSV uses its trained factor (multiplier 1, no sweep); FSSV is shown at multipliers 0.25 to 1.",
         "",
         "| concept | unsteered | PrOSV (as trained) | "
         + " | ".join(f"FSSV x{m:g}" for m in FSSV_MULTIPLIERS)
@@ -133,6 +136,8 @@ def main() -> None:
     parser.add_argument("--instructions", type=int, default=10)
     parser.add_argument("--new-tokens", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--factor-init", type=float, default=4.0, help="beta (released: 4)")
+    parser.add_argument("--vector-init", type=float, default=8.0, help="lambda (released: 8; the paper's grid: 1, 8)")
     args = parser.parse_args()
     start = time.time()
     model, tokenizer = load_model("smollm2-135m-instruct")
