@@ -4,6 +4,12 @@
 
 Outputs: benchmarks/results/cylinder/{results.json, *.png, answers.json} and benchmarks/results/cylinder_concepts.md
 (numbers only; the verdict paragraph is written by hand after reading them). Labels are offline PROXIES.
+
+Pilot (prints a markdown table, writes nothing else): where does label 2 occur at all? One sweep per
+layer x positions, labelled at keyword threshold 1, threshold 2 derived from the same outputs:
+
+    SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/cylinder_concepts.py --pilot 6,9,12,15 --concepts 0 \
+        --n-test 3 --steps 4 --rhos 2 --tokens 16 --max-scale 6 --out /tmp/cyl_pilot
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from saesteer.analysis import cylinder as crh
 from saesteer.analysis.cylinder_sweep import (
+    ConceptRun,
     ProxyLabeller,
     SweepConfig,
     analyze_concept,
@@ -25,6 +34,7 @@ from saesteer.analysis.cylinder_sweep import (
     save_results,
     summarize,
 )
+from saesteer.eval.concept import concept_rating
 from saesteer.models import load_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -34,15 +44,27 @@ def _fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
 
 
-def report(summary: dict[str, Any], records: list[dict[str, Any]], command: str, seconds: float) -> str:
+def report(
+    summary: dict[str, Any],
+    records: list[dict[str, Any]],
+    config: SweepConfig,
+    labeller: str,
+    command: str,
+    seconds: float,
+) -> str:
     onset, collapse, p3, p2 = summary["P1_onset"], summary["P1_collapse"], summary["P3"], summary["P2"]
     lines = [
         "# CRH cylinder sweep on SmolLM2-135M-Instruct",
         "",
         f"Command: `{command}`  ({seconds / 60:.1f} min on the shared 2-core CPU)",
         "",
-        "Labels are offline PROXIES (concept keywords for 2; perplexity under the unsteered model / distinct-2",
-        "for 3), not the paper's Llama-3.3-70B judge. L and St are in units of each concept's |u|.",
+        f"Settings: layer {config.layer}, steering positions `{config.positions}`, L up to {config.max_scale:g}|u| "
+        f"in {config.steps} steps, {config.n_rho} rho values, {config.max_new_tokens} new tokens, "
+        f"{config.n_test} test samples per concept.",
+        "",
+        f"Labels are offline PROXIES (`{labeller}`): 2 = concept keyword rating at or above the threshold,",
+        "3 = perplexity under the unsteered model / distinct-2; not the paper's Llama-3.3-70B judge.",
+        "L and St are in units of each concept's |u|.",
         "",
         "| concept | abs u | mean cos theta | steerable (St>0) | spiral R2 |",
         "|---|---|---|---|---|",
@@ -86,6 +108,46 @@ def report(summary: dict[str, Any], records: list[dict[str, Any]], command: str,
     return "\n".join(lines)
 
 
+def pilot(model: Any, tokenizer: Any, args: argparse.Namespace) -> str:
+    """Markdown table: label-2 / label-3 fractions per layer x positions x keyword threshold (1 and 2)."""
+    labeller = ProxyLabeller(model, tokenizer, concept_threshold=1)
+    rows = [
+        "| layer | positions | threshold | label-2 cells | samples with onset | label-3 cells |",
+        "|---|---|---|---|---|---|",
+    ]
+    for layer in (int(x) for x in args.pilot.split(",")):
+        for positions in ("prompt", "all"):
+            config = SweepConfig(
+                layer=layer,
+                n_test=args.n_test,
+                steps=args.steps,
+                n_rho=args.rhos,
+                max_new_tokens=args.tokens,
+                max_scale=args.max_scale,
+                positions=positions,
+            )
+            runs = [
+                analyze_concept(model, tokenizer, c, s, config, labeller, Path(args.out) / "answers.json")
+                for c, s in load_concepts(args.concepts)
+            ]
+            for threshold in (1, 2):
+                concept = np.concatenate([_concept_labels(r, threshold) for r in runs])
+                gibberish = np.concatenate([r.labels == crh.GIBBERISH for r in runs])
+                rows.append(
+                    f"| {layer} | {positions} | {threshold} | {concept.mean():.2f} | "
+                    f"{concept.any(axis=(1, 2)).sum()}/{len(concept)} | {gibberish.mean():.2f} |"
+                )
+    return "\n".join(rows)
+
+
+def _concept_labels(run: ConceptRun, threshold: int) -> np.ndarray:
+    """Label-2 mask at keyword ``threshold`` from a run labelled at threshold 1 (gibberish is decided first)."""
+    rated = np.vectorize(lambda text: concept_rating(run.concept, text) >= threshold)(
+        np.asarray(run.outputs, dtype=object)
+    )
+    return (run.labels == crh.CONCEPT) & rated.astype(bool)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concepts", default="0,3,9")
@@ -94,16 +156,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rhos", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=24)
+    parser.add_argument("--max-scale", type=float, default=3.0, help="largest L in units of |u| (paper: 3)")
+    parser.add_argument("--positions", choices=["prompt", "all"], default="prompt", help="prefill only, or all tokens")
+    parser.add_argument("--concept-threshold", type=int, choices=[1, 2], default=2, help="proxy keyword rating for 2")
+    parser.add_argument("--pilot", default=None, help="comma-separated layers: print the pilot table and stop")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription)")
     parser.add_argument("--out", default=str(RESULTS / "cylinder"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.time()
-    config = SweepConfig(
-        layer=args.layer, n_test=args.n_test, steps=args.steps, n_rho=args.rhos, max_new_tokens=args.tokens
-    )
     model, tokenizer = load_model("smollm2-135m-instruct")
-    labeller = ProxyLabeller(model, tokenizer)
+    if args.pilot:
+        print(pilot(model, tokenizer, args))
+        print(f"pilot: {(time.time() - start) / 60:.1f} min")
+        return
+    config = SweepConfig(
+        layer=args.layer,
+        n_test=args.n_test,
+        steps=args.steps,
+        n_rho=args.rhos,
+        max_new_tokens=args.tokens,
+        max_scale=args.max_scale,
+        positions=args.positions,
+    )
+    labeller = ProxyLabeller(model, tokenizer, concept_threshold=args.concept_threshold)
     out = Path(args.out)
     runs = [
         analyze_concept(model, tokenizer, c, s, config, labeller, out / "answers.json")
@@ -113,7 +189,9 @@ def main() -> None:
     save_results(runs, summary, config, out, labeller=labeller.name, model_name="smollm2-135m-instruct")
     records = json.loads((out / "results.json").read_text())["concepts"]
     command = "SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/cylinder_concepts.py " + " ".join(sys.argv[1:])
-    (RESULTS / "cylinder_concepts.md").write_text(report(summary, records, command.strip(), time.time() - start))
+    (RESULTS / "cylinder_concepts.md").write_text(
+        report(summary, records, config, labeller.name, command.strip(), time.time() - start)
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Each sample is a question with a concept-bearing response and a concept-free one
 greedy answer unless given). v_d = h_last("User: q\\nAssistant: with") - h_last("... without") at the
 block output of ``layer`` (hidden_states[layer + 1]). u is DiffMean over the training samples; the
 held-out test samples are steered on their own question with v(L, rho) added to every prompt token at
-prefill (the official penalty script adds it at the block input of ``layer``; ``hook_point`` selects).
+prefill (``positions="prompt"``, the paper's description) or to every token including the generated ones
+(``positions="all"``, as the official penalty script's hook, which touches every forward call); that script
+adds it at the block input of ``layer`` (``hook_point`` selects).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -39,9 +41,10 @@ from saesteer.models.loading import model_id
 from saesteer.runtime.capture import capture
 from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.operators import AddVector
-from saesteer.runtime.positions import PromptOnly
+from saesteer.runtime.positions import parse_positions
 
 DEFAULT_TEMPLATE = "User: {question}\nAssistant: {response}"
+Positions = Literal["prompt", "all"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class SweepConfig:
     answer_tokens: int = 64  # length of the generated concept-free answers
     axis: crh.AxisMethod = "diffmean"
     hook_point: HookPoint = "resid_pre"
+    positions: Positions = "prompt"  # "prompt": prompt tokens at prefill only; "all": generated tokens too
     batch_size: int = 32
     seed: int = 0
 
@@ -78,6 +82,11 @@ class SweepConfig:
             )
         if self.steps < 1 or self.n_rho < 1 or self.n_test < 2 or self.max_scale <= 0:
             raise ConfigError("Need steps >= 1, n_rho >= 1, n_test >= 2 and max_scale > 0. Fix: raise the values.")
+        if self.positions not in get_args(Positions):
+            raise ConfigError(
+                f"positions={self.positions!r} is not a CRH position policy. "
+                "Fix: use 'prompt' (prompt tokens at prefill) or 'all' (generated tokens too)."
+            )
 
     @classmethod
     def paper(cls, layer: int, **overrides: Any) -> SweepConfig:
@@ -195,14 +204,26 @@ class Labeller(Protocol):
 class ProxyLabeller:
     """Offline judge (a proxy for the paper's LLM judge): 3 if perplexity under the unsteered model exceeds
     ``max_perplexity`` or distinct-2 falls below ``min_distinct`` (loops), else 2 if the concept keyword
-    rating is 2, else 1."""
+    rating (0-2) is at least ``concept_threshold`` (1: any concept keyword, 2: two or more), else 1."""
 
     model: Any
     tokenizer: Any
     max_perplexity: float = 500.0
     min_distinct: float = 0.5
-    name: str = "proxy: perplexity/distinct-2 gibberish + concept keywords"
+    concept_threshold: int = 2
+    name: str = field(init=False)
     _cache: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.concept_threshold not in (1, 2):
+            raise ConfigError(
+                f"concept_threshold={self.concept_threshold} is not a keyword rating. "
+                "Fix: use 1 (any concept keyword) or 2 (two or more keywords)."
+            )
+        self.name = (
+            f"proxy: perplexity>{self.max_perplexity:g}/distinct-2<{self.min_distinct:g} gibberish + "
+            f"concept keyword rating>={self.concept_threshold}"
+        )
 
     def perplexities(self, questions: Sequence[str], outputs: Sequence[str]) -> list[float]:
         pairs = [(q, o) for q, o in dict.fromkeys(zip(questions, outputs, strict=True)) if (q, o) not in self._cache]
@@ -218,20 +239,22 @@ class ProxyLabeller:
             if not text.strip() or ppl > self.max_perplexity or distinct_n(text, 2) < self.min_distinct:
                 labels.append(crh.GIBBERISH)
             else:
-                labels.append(crh.CONCEPT if concept_rating(concept, text) == 2 else crh.NORMAL)
+                rated = concept_rating(concept, text) >= self.concept_threshold
+                labels.append(crh.CONCEPT if rated else crh.NORMAL)
         return labels
 
 
 def steered_outputs(
     model: Any, tokenizer: Any, prompts: Sequence[str], vectors: Tensor, config: SweepConfig, desc: str = "sweep"
 ) -> list[str]:
-    """Greedy completions, row i of ``prompts`` steered by ``vectors[i]`` at every prompt token (prefill only)."""
+    """Greedy completions, row i of ``prompts`` steered by ``vectors[i]`` at ``config.positions``."""
     layer = check_layer(model, config.layer)
+    positions = parse_positions(config.positions)
     outputs: list[str] = []
     for start in tqdm(range(0, len(prompts), config.batch_size), desc=desc):
         chunk = list(prompts[start : start + config.batch_size])
         rows = vectors[start : start + len(chunk)].to(torch.float32)
-        item = Intervention(layer, AddVector(rows), PromptOnly(), config.hook_point)
+        item = Intervention(layer, AddVector(rows), positions, config.hook_point)
         outputs += generate(
             model,
             tokenizer,
@@ -416,7 +439,9 @@ def save_results(
     payload["concepts"] = [run_record(r) for r in runs]
     paths = {"results": out / "results.json"}
     paths["results"].write_text(json.dumps(payload, indent=1, default=float))
-    paths.update(plot_all(runs, out, title=f"{model_name} layer {config.layer} ({labeller})"))
+    paths.update(
+        plot_all(runs, out, title=f"{model_name} layer {config.layer}, {config.positions} positions ({labeller})")
+    )
     if store is not None:
         tensors = {"labels": torch.as_tensor(np.concatenate([r.labels for r in runs]))}
         for i, r in enumerate(runs):

@@ -16,8 +16,10 @@ EXAMPLE = """example:
 when --data rows are {"question", "with_concept", "without_concept" (optional)}. Missing concept-free
 responses are the model's greedy answers, cached in OUT/answers.json. u = DiffMean over the training split;
 the --n-test held-out samples are steered with v(L, rho) = L (cos t u_hat + (1 - rho) sin t e_perp) on every
-prompt token at prefill, L in (0, max_scale |u|], rho in [0, 1]. Labels (1 normal, 2 concept, 3 gibberish)
-come from offline PROXIES: concept keywords, perplexity under the unsteered model and distinct-2.
+prompt token at prefill (--positions prompt, the paper) or on every token, generated ones too (--positions all,
+the official penalty script), L in (0, max_scale |u|], rho in [0, 1]. Labels (1 normal, 2 concept, 3 gibberish)
+come from offline PROXIES: concept keyword rating >= --concept-threshold, perplexity under the unsteered
+model and distinct-2.
 Writes OUT/results.json, heatmaps.png, steerability_vs_angle.png, phase_pca.png."""
 
 
@@ -46,6 +48,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cyl.add_argument("--paper", action="store_true", help="the paper's grid: 25 L steps x 20 rho, 32 tokens")
     cyl.add_argument("--axis", choices=["diffmean", "pca", "mean_center"], default="diffmean")
     cyl.add_argument("--hook-point", choices=["resid_pre", "resid_post"], default="resid_pre")
+    cyl.add_argument(
+        "--positions",
+        choices=["prompt", "all"],
+        default="prompt",
+        help="steer prompt tokens at prefill only (paper) or all tokens, generated ones too (official script)",
+    )
+    cyl.add_argument(
+        "--concept-threshold",
+        type=int,
+        choices=[1, 2],
+        default=2,
+        help="proxy label 2 needs this concept keyword rating (1: any keyword, 2: two or more)",
+    )
     cyl.add_argument("--template", default=None, help="text template with {question} and a final {response}")
     cyl.add_argument("--max-perplexity", type=float, default=500.0, help="gibberish above this perplexity")
     cyl.add_argument("--min-distinct", type=float, default=0.5, help="gibberish below this distinct-2")
@@ -79,6 +94,7 @@ def run_cylinder(args: argparse.Namespace) -> None:
         "max_new_tokens": args.tokens,
         "axis": args.axis,
         "hook_point": args.hook_point,
+        "positions": args.positions,
         "batch_size": args.batch_size,
         "seed": args.seed,
     }
@@ -88,7 +104,13 @@ def run_cylinder(args: argparse.Namespace) -> None:
         config = SweepConfig(**fields)
     concepts = load_concepts(args.concept, args.data)
     model, tokenizer = load_model(args.model)
-    labeller = ProxyLabeller(model, tokenizer, max_perplexity=args.max_perplexity, min_distinct=args.min_distinct)
+    labeller = ProxyLabeller(
+        model,
+        tokenizer,
+        max_perplexity=args.max_perplexity,
+        min_distinct=args.min_distinct,
+        concept_threshold=args.concept_threshold,
+    )
     out = Path(args.out)
     runs = [analyze_concept(model, tokenizer, c, s, config, labeller, out / "answers.json") for c, s in concepts]
     summary = summarize(runs, seed=args.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -45,15 +46,18 @@ def test_difference_vectors_match_hidden_states_of_unpadded_texts(smollm2):
     assert not torch.allclose(r_with, r_no)
 
 
-def test_zero_rows_of_a_per_row_sweep_equal_unsteered_generation(smollm2):
+def test_zero_rows_of_a_per_row_sweep_equal_unsteered_generation_and_all_positions_steer_generated_tokens(smollm2):
     model, tokenizer = smollm2
     prompts = [TINY.prompt(s.question) for s in SAMPLES[:2]] * 2
     vectors = torch.zeros(4, model.config.hidden_size)
     vectors[2:] = 200 * torch.randn(2, model.config.hidden_size, generator=torch.Generator().manual_seed(0))
     steered = steered_outputs(model, tokenizer, prompts, vectors, TINY)
+    everywhere = steered_outputs(model, tokenizer, prompts, vectors, replace(TINY, positions="all"))
     plain = generate(model, tokenizer, prompts[:2], max_new_tokens=TINY.max_new_tokens, chat=False)
-    assert steered[:2] == plain
-    assert steered[2:] != plain
+    assert steered[:2] == plain and everywhere[:2] == plain
+    assert steered[2:] != plain and everywhere[2:] != plain
+    for prompt_only, all_tokens in zip(steered[2:], everywhere[2:], strict=True):
+        assert prompt_only != all_tokens  # decode steps are steered too under "all"
 
 
 def test_proxy_labeller_marks_normal_concept_and_gibberish(smollm2):
@@ -66,6 +70,11 @@ def test_proxy_labeller_marks_normal_concept_and_gibberish(smollm2):
         "",
     ]
     assert labeller(CONCEPT, ["How do I plan a party?"] * 4, texts) == [1, 2, 3, 3]
+    one_keyword = ["Ask a rental shop near you for a quote before the party."]
+    assert labeller(CONCEPT, ["How do I plan a party?"], one_keyword) == [1]
+    lenient = ProxyLabeller(model, tokenizer, concept_threshold=1)
+    assert lenient(CONCEPT, ["How do I plan a party?"], one_keyword) == [2]
+    assert "rating>=1" in lenient.name and "rating>=2" in labeller.name
 
 
 def test_analyze_concept_end_to_end_and_results_files(smollm2, tmp_path):
@@ -92,5 +101,9 @@ def test_bad_inputs_name_the_fix():
         load_axbench_samples(99)
     with pytest.raises(ConfigError, match="Fix:"):
         load_concepts("rental")
+    with pytest.raises(ConfigError, match="Fix:"):
+        SweepConfig(positions="generated")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="Fix:"):
+        ProxyLabeller(None, None, concept_threshold=3)
     concept, samples = load_axbench_samples(0)
     assert concept == CONCEPT and len(samples) == 36 and all(s.without_concept is None for s in samples)

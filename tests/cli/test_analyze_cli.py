@@ -33,10 +33,11 @@ def test_analyze_cylinder_writes_results_plots_and_a_store_record(tmp_path, smol
     out, store = tmp_path / "out", tmp_path / "store"
     argv = ["analyze", "cylinder", "--model", "smollm2-135m-instruct", "--concept", "rental services and equipment"]
     argv += ["--data", str(data), "--layer", "6", "--out", str(out), "--n-test", "2", "--steps", "2", "--rhos", "2"]
-    argv += ["--tokens", "3", "--store", str(store), "--name", "cyl-test"]
-    assert main(argv) == 0
+    argv += ["--tokens", "3", "--store", str(store), "--name", "cyl-test", "--positions", "all"]
+    assert main([*argv, "--concept-threshold", "1"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["steps"] == 2 and "proxy" in results["labeller"]
+    assert results["config"]["steps"] == 2 and results["config"]["positions"] == "all"
+    assert "proxy" in results["labeller"] and "rating>=1" in results["labeller"]
     assert len(results["concepts"][0]["samples"]) == 2
     assert all((out / f).is_file() for f in ("heatmaps.png", "steerability_vs_angle.png", "phase_pca.png"))
     record = Store(store).get("cyl-test", kind="eval_result")
