@@ -146,12 +146,13 @@ def main() -> None:
     instructions = read_rows(sample_path("axbench/instructions.jsonl"))[: args.instructions]
     prompts = [r["instruction"] for r in instructions]
     OUT.mkdir(exist_ok=True)
-    results = []
+    results: list[dict[str, Any]] = []
+    text = ""
     for row in concepts:
         results.append(run_concept(model, tokenizer, row, prompts, args))
         (OUT / "prosv_concepts.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
-    text = report(results, args, time.time() - start)
-    (OUT / "prosv_concepts.md").write_text(text)
+        text = report(results, args, time.time() - start)  # rewritten after every concept: partial runs count
+        (OUT / "prosv_concepts.md").write_text(text)
     print(text)
 
 
