@@ -21,6 +21,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from statistics import mean
 
@@ -46,7 +47,14 @@ def outputs_summary(judge: psr_data.Judge, prompts: list[str], texts: list[str])
 
 
 def run_variant(name: str, layers: list[int], args: argparse.Namespace, data: dict, model, tokenizer) -> dict:
-    config = psr.PSRConfig(layers=layers, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    config = psr.PSRConfig(
+        layers=layers,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        reg_weight=args.reg_weight,
+        seed=args.seed,
+    )
     start = time.time()
     result = psr.fit(model, tokenizer, data["train"], config, dev=data["dev"])
     fit_s = time.time() - start
@@ -97,7 +105,7 @@ def markdown(report: dict) -> str:
         f"Trait instruction: *{TRAIT}* Base prompts: shipped AxBench instructions; {report['n_train']} train, "
         f"{report['n_dev']} dev (loss normalisation + alpha search), {report['n_test']} held-out test. "
         f"Greedy y', {a['max_new_tokens']} new tokens; AdamW lr {a['lr']}, {a['epochs']} epochs, "
-        f"batch {a['batch_size']}, "
+        f"batch {a['batch_size']}, reg weight {a['reg_weight']}, "
         f"seed {a['seed']}. Total {report['seconds']:.0f} s on a shared 2-core CPU.",
         "",
         "## Does the probe reproduce the prompt-induced difference? (held-out prompts)",
@@ -152,6 +160,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--reg-weight", type=float, default=0.1, help="max(0, 1 - sum lambda); paper: 0.1 (persona)")
     parser.add_argument("--test", type=int, default=10)
     parser.add_argument("--dev", type=int, default=6)
     parser.add_argument("--max-new-tokens", type=int, default=24)
@@ -163,7 +172,15 @@ def main() -> None:
     start = time.time()
     model, tokenizer = load_model("smollm2-135m-instruct")
     prompts = psr_data.load_prompts(sample_path("axbench/instructions.jsonl"))
-    triplets = psr_data.build_triplets(model, tokenizer, prompts, TRAIT, max_new_tokens=args.max_new_tokens)
+    cache = Path(tempfile.gettempdir()) / f"psr_probe_triplets_{args.max_new_tokens}.json"
+    if cache.exists():  # the model's greedy answers are deterministic; reuse them across runs
+        triplets = [
+            psr_data.Triplet(**{**row, "response_ids": tuple(row["response_ids"])})
+            for row in json.loads(cache.read_text())
+        ]
+    else:
+        triplets = psr_data.build_triplets(model, tokenizer, prompts, TRAIT, max_new_tokens=args.max_new_tokens)
+        cache.write_text(json.dumps([asdict(t) for t in triplets]))
     test = [t for t in triplets if t.prompt in set(prompts[-args.test :])]
     rest = [t for t in triplets if t not in test]
     data = {

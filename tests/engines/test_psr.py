@@ -48,36 +48,33 @@ def test_pair_batches_align_the_span_of_both_runs(smollm2):
 @pytest.fixture(scope="module")
 def triplets(smollm2, sentiment_prompts) -> list[Triplet]:
     model, tokenizer = smollm2
-    return psr_data.build_triplets(model, tokenizer, sentiment_prompts[:6], TRAIT, max_new_tokens=6, progress=False)
+    return psr_data.build_triplets(model, tokenizer, sentiment_prompts[:4], TRAIT, max_new_tokens=4, progress=False)
 
 
-def test_triplets_are_the_models_answers_under_the_steered_prompt(smollm2, triplets):
-    model, tokenizer = smollm2
-    assert len(triplets) == 6 and all(TRAIT in t.steered_prompt and t.label == 1.0 for t in triplets)
-    batch = chat_batch(tokenizer, [triplets[0].steered_prompt])
-    with torch.no_grad():
-        out = model.generate(**batch, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    assert out[0, batch["input_ids"].shape[1] :].tolist()[: len(triplets[0].response_ids)] == list(
-        triplets[0].response_ids
-    )
+def test_triplets_hold_the_steered_prompt_and_the_models_answer(smollm2, triplets):
+    _, tokenizer = smollm2
+    assert len(triplets) == 4
+    for t in triplets:
+        assert t.steered_prompt == f"{t.prompt}\n\n{TRAIT}" and t.label == 1.0 and 1 <= len(t.response_ids) <= 4
+        assert tokenizer.decode(t.response_ids, skip_special_tokens=True).strip() == t.response
 
 
 def test_mse_training_lowers_the_normalised_loss_and_reports_metrics(smollm2, triplets):
     model, tokenizer = smollm2
-    config = psr.PSRConfig(layers=[27], epochs=3, lr=1e-2, batch_size=3)
+    config = psr.PSRConfig(layers=[28], epochs=2, lr=1e-3, batch_size=2, reg_weight=0.1)
     result = psr.fit(model, tokenizer, triplets, config, dev=triplets, progress=False)
     losses = [row["dev_loss"] for row in result.history]
     assert losses[0] == pytest.approx(1.0)  # normalised by its initial dev value
-    assert losses[-1] < 0.9
+    assert losses[-1] < losses[0]  # gradients reach w, b, z through the downstream layers
     metrics = result.artifact.metrics
     assert 0.0 <= metrics["zero_gate_fraction"] <= 1.0 and -1.0 <= metrics["cosine"] <= 1.0
-    assert math.isfinite(metrics["r2"]) and math.isfinite(metrics["const_r2"]) and "r2_l27" in metrics
-    assert result.artifact.layers == [27] and result.artifact.variant == "S"
+    assert math.isfinite(metrics["r2"]) and math.isfinite(metrics["const_r2"]) and "r2_l28" in metrics
+    assert result.artifact.layers == [28] and result.artifact.variant == "S"
 
 
-def test_ll_training_lowers_the_response_nll_with_all_later_layers(smollm2, triplets):
+def test_ll_training_lowers_the_response_nll_with_two_layers(smollm2, triplets):
     model, tokenizer = smollm2
-    config = psr.PSRConfig(layers=[28, 29], objective="ll", epochs=2, lr=1e-2, batch_size=3, reg_weight=0.1)
+    config = psr.PSRConfig(layers=[28, 29], objective="ll", epochs=2, lr=1e-3, batch_size=2)
     result = psr.fit(model, tokenizer, triplets, config, dev=triplets, progress=False)
     assert result.artifact.variant == "A"
     assert result.history[-1]["dev_loss"] < result.history[0]["dev_loss"]
