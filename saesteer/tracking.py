@@ -10,14 +10,25 @@ from typing import Any
 
 
 @contextmanager
-def wandb_run(project: str, name: str, config: dict[str, Any], *, directory: str | os.PathLike[str]) -> Iterator[Any]:
-    """A wandb run that writes under ``directory`` (``wandb/`` there); finished on every exit path."""
+def wandb_run(
+    project: str | None,
+    config: dict[str, Any],
+    *,
+    directory: str | os.PathLike[str],
+    name: str | None = None,
+    job_type: str | None = None,
+) -> Iterator[Any]:
+    """A wandb run writing under ``directory`` (None when ``project`` is None); finished on every exit path."""
+    if project is None:
+        yield None
+        return
     import wandb
 
     Path(directory).mkdir(parents=True, exist_ok=True)
     run = wandb.init(
         project=project,
         name=name,
+        job_type=job_type,
         config=config,
         dir=str(directory),
         mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]

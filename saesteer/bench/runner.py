@@ -242,6 +242,8 @@ def _log_wandb(config: BenchConfig, rows: Sequence[LeaderboardRow]) -> None:
         return
     from saesteer.tracking import wandb_run
 
-    with wandb_run(config.wandb_project, config.name, config.model_dump(), directory=config.out) as run:
+    with wandb_run(
+        config.wandb_project, config.model_dump(), directory=config.out, name=config.name, job_type="bench"
+    ) as run:
         for row in rows:
             run.log({f"{row.task}/{row.metric}/{row.method}@{row.factor}": row.score})

@@ -26,9 +26,9 @@ trained alpha by ``m`` (1.0 = as trained; a per-row list works too).
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -42,7 +42,9 @@ from saesteer.engines.prosv_data import TokenBatch, Triple, encode_examples
 from saesteer.errors import ConfigError, DataError
 from saesteer.models.layers import check_context, check_layer, decoder_layers, hidden_size
 from saesteer.models.loading import model_id
+from saesteer.paths import cache_dir
 from saesteer.runtime.positions import PositionPolicy, PromptInfo, parse_positions
+from saesteer.tracking import wandb_run
 
 Loss = Literal["lang", "simpo"]
 REFERENCE_WIDTH = 2304  # Gemma-2-2B, the width the released learning rates were tuned at
@@ -229,21 +231,6 @@ def _step_loss(
     )
 
 
-def _wandb_run(config: ProsvConfig, extra: dict[str, Any]) -> Any:
-    if config.wandb_project is None:
-        return None
-    import wandb
-
-    if config.wandb_dir is not None:
-        os.makedirs(config.wandb_dir, exist_ok=True)
-    return wandb.init(
-        project=config.wandb_project,
-        dir=config.wandb_dir,
-        mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
-        config={**asdict(config), **extra},
-    )
-
-
 def fit(
     model: Any,
     tokenizer: Any,
@@ -271,7 +258,15 @@ def fit(
     losses: list[float] = []
     trainable = [p for p in model.parameters() if p.requires_grad]
     was_training = model.training
-    run = _wandb_run(config, {"concept": concept, "width": width, "n_train": len(triples)})
+    tracking = ExitStack()
+    run = tracking.enter_context(
+        wandb_run(
+            config.wandb_project,
+            {**asdict(config), "concept": concept, "width": width, "n_train": len(triples)},
+            directory=config.wandb_dir or cache_dir("wandb"),
+            job_type="prosv",
+        )
+    )
     handle = decoder_layers(model)[layer].register_forward_hook(hook)
     try:
         for p in trainable:
@@ -301,8 +296,7 @@ def fit(
         for p in trainable:
             p.requires_grad_(True)
         model.train(was_training)
-        if run is not None:
-            run.finish()
+        tracking.close()
     steps_per_epoch = math.ceil(len(triples) / batch_size)
     saved = {k: v for k, v in asdict(config).items() if not k.startswith("wandb")}
     return ProsvArtifact(

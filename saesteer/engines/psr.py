@@ -594,22 +594,11 @@ def wandb_logger(
 ) -> Iterator[Callable[[dict[str, float]], None] | None]:
     """A wandb run's ``log`` (offline unless WANDB_MODE says otherwise; files under ``directory`` or
     the saesteer cache), or None when disabled; the run is finished on every exit path."""
-    if not enabled:
-        yield None
-        return
-    import wandb
+    from saesteer.tracking import wandb_run
 
-    run = wandb.init(
-        project="saesteer",
-        job_type="psr",
-        config=config,
-        dir=str(directory or cache_dir("wandb")),
-        mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
-    )
-    try:
-        yield run.log
-    finally:
-        run.finish()
+    project = "saesteer" if enabled else None
+    with wandb_run(project, config, directory=directory or cache_dir("wandb"), job_type="psr") as run:
+        yield None if run is None else run.log
 
 
 def train(

@@ -83,7 +83,7 @@ def test_artifact_steers_the_real_model_per_row_and_cleans_up(smollm2):
     model, tokenizer = smollm2
     d = model.config.hidden_size
     g = torch.Generator().manual_seed(3)
-    w = torch.randn(d, generator=g) / d**0.5
+    w = 1e-4 * torch.randn(d, generator=g)  # small: the gate stays open (~5) whatever the hidden norm
     artifact = PSRArtifact({10: (w, torch.tensor(5.0), 20 * torch.randn(d, generator=g) / d**0.5)}, alpha=1.0)
     prompts = ["How was your weekend?", "Describe a typical morning."]
     batch = chat_batch(tokenizer, prompts)
