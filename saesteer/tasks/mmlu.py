@@ -30,7 +30,8 @@ class MMLUTask:
     def all_samples(self) -> list[Sample]:
         samples = []
         for index, row in enumerate(load_rows(self.path)):
-            if not isinstance(row, dict) or len(row.get("choices", [])) != 4 or row.get("answer") not in range(4):
+            choices = row.get("choices") if isinstance(row, dict) else None
+            if not isinstance(choices, list) or len(choices) != 4 or row.get("answer") not in range(4):
                 raise DataError(f"MMLU row {index} needs question, 4 choices and answer 0-3. Fix: convert the file.")
             if self.subjects and row.get("subject") not in self.subjects:
                 continue

@@ -100,10 +100,32 @@ def check_catalog(data: bytes) -> None:
         expect_only((StoreError,), lambda: Store(folder).find())
 
 
+def check_records(text: str) -> None:
+    from saesteer.bench.records import RecordFile
+
+    check_file(text.encode("utf-8", "surrogatepass"), ".jsonl", lambda p: RecordFile(p).read(), (DataError,))
+
+
+def check_leaderboard(text: str) -> None:
+    from saesteer.bench.report import load_rows
+
+    check_file(text.encode("utf-8", "surrogatepass"), ".json", load_rows, (DataError,))
+
+
+def check_task_rows(text: str) -> None:
+    from saesteer.engines.psr_data import load_prompts
+    from saesteer.tasks import MMLUTask
+
+    check_file(text.encode("utf-8", "surrogatepass"), ".jsonl", lambda p: MMLUTask(p).all_samples(), (DataError,))
+    check_file(text.encode("utf-8", "surrogatepass"), ".jsonl", load_prompts, (DataError,))
+
+
 RECIPE_TEXT = st.one_of(
     st.text(max_size=300),
     st.dictionaries(
-        st.sampled_from(["job", "model", "layer", "store", "d_sae", "k", "tokens", "colour"]),
+        st.sampled_from(
+            ["job", "model", "layer", "store", "d_sae", "k", "tokens", "colour", "tasks", "methods", "train"]
+        ),
         st.one_of(st.integers(), st.text(max_size=8), st.floats(allow_nan=True), st.none()),
     ).map(lambda d: "\n".join(f"{k}: {v!r}" for k, v in d.items())),
 )
@@ -162,3 +184,35 @@ def test_dataset_loader(text: str) -> None:
 @given(st.binary(max_size=2048))
 def test_catalog_reader(data: bytes) -> None:
     check_catalog(data)
+
+
+ROWS_TEXT = st.one_of(
+    st.text(max_size=300),
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(
+                ["question", "choices", "answer", "subject", "instruction", "prompt", "task", "score", "rows"]
+            ),
+            st.one_of(st.text(max_size=10), st.integers(), st.none(), st.lists(st.text(max_size=4), max_size=5)),
+        ),
+        max_size=4,
+    ).map(lambda rows: "\n".join(json.dumps(r) for r in rows)),
+)
+
+
+@FUZZ
+@given(ROWS_TEXT)
+def test_bench_record_reader(text: str) -> None:
+    check_records(text)
+
+
+@FUZZ
+@given(st.one_of(ROWS_TEXT, ROWS_TEXT.map(lambda t: json.dumps({"rows": [t]}))))
+def test_leaderboard_reader(text: str) -> None:
+    check_leaderboard(text)
+
+
+@FUZZ
+@given(ROWS_TEXT)
+def test_task_and_prompt_loaders(text: str) -> None:
+    check_task_rows(text)
