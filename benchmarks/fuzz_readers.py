@@ -25,6 +25,9 @@ TARGETS = {
     "recipe loader (YAML)": (fuzz.check_recipe, fuzz.RECIPE_TEXT),
     "dataset loader (JSON/JSONL)": (fuzz.check_dataset, fuzz.DATASET_TEXT),
     "store catalog reader (SQLite)": (fuzz.check_catalog, fuzz.st.binary(max_size=2048)),
+    "benchmark records reader (JSONL)": (fuzz.check_records, fuzz.ROWS_TEXT),
+    "leaderboard reader (JSON)": (fuzz.check_leaderboard, fuzz.ROWS_TEXT),
+    "MMLU rows and PSR prompt loaders": (fuzz.check_task_rows, fuzz.ROWS_TEXT),
 }
 
 

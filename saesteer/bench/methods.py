@@ -16,7 +16,6 @@ class Resolved:
     """How a method answers one unit: ``steering`` (None = plain model), ``prompted`` (prompting baseline)."""
 
     steering: Any
-    factors: list[float]
     prompted: bool = False
     positions: str | None = None
 
@@ -42,22 +41,29 @@ def load_artifact(kind: str, store: Any, name: str) -> Any:
     return engine.load(store, name)
 
 
+def method_factors(spec: MethodSpec) -> list[float]:
+    """The factors a method runs at: 0 for the unsteered model, 1 ("on") for prompting, else its grid."""
+    if spec.kind == "unsteered":
+        return [0.0]
+    if spec.kind == "prompting":
+        return [1.0]
+    return list(spec.factors)
+
+
 def resolve(spec: MethodSpec, unit: Any, task: Any, store: Any, model: Any, tokenizer: Any) -> Resolved:
     """The steering for ``spec`` on ``unit``; ``{concept_id}`` in an artifact name is filled per concept."""
-    if spec.kind == "unsteered":
-        return Resolved(None, [0.0])
-    if spec.kind == "prompting":
-        return Resolved(None, [1.0], prompted=True)
+    if spec.kind in ("unsteered", "prompting"):
+        return Resolved(None, prompted=spec.kind == "prompting")
     if spec.artifact is not None:
         concept_id = unit.concept["concept_id"] if unit.concept else ""
         artifact = load_artifact(spec.kind, store, spec.artifact.format(concept_id=concept_id))
-        return Resolved(artifact, list(spec.factors), positions=spec.positions)
+        return Resolved(artifact, positions=spec.positions)
     if spec.kind == "caa" and hasattr(task, "contrast_pairs"):
         from saesteer.engines import caa
 
         assert spec.layer is not None
         vectors = caa.fit(model, tokenizer, task.contrast_pairs(unit), layers=spec.layer, read="mean", progress=False)
-        return Resolved(vectors[spec.layer], list(spec.factors), positions=spec.positions)
+        return Resolved(vectors[spec.layer], positions=spec.positions)
     raise ConfigError(
         f"Method {spec.label} ({spec.kind}) has no artifact and task {task.name} has no contrastive data to fit it. "
         "Fix: train it first (saesteer train ...) and set 'artifact'."

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from saesteer.bench.aggregate import LeaderboardRow, leaderboard
 from saesteer.bench.config import BenchConfig
 from saesteer.bench.judges import make_judge
-from saesteer.bench.methods import Resolved, artifact_layers, resolve
+from saesteer.bench.methods import Resolved, artifact_layers, method_factors, resolve
 from saesteer.bench.records import BenchRecord, RecordFile
 from saesteer.bench.tasks import AxBenchBench, HarmBenchBench, Item, MMLUBench, Unit
 from saesteer.data.chat import chat_prompt, encode, has_chat_template
@@ -195,21 +195,21 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> BenchResult:
                     continue
                 context["methods"].setdefault(method.label, {"kind": method.kind, "layers": "-"})
                 plan.append((task, unit, method))
-    total = sum(len(u.items) * (1 if m.kind in ("unsteered", "prompting") else len(m.factors)) for _, u, m in plan)
+    total = sum(len(u.items) * len(method_factors(m)) for _, u, m in plan)
     with tqdm(total=total, desc="bench", disable=not (progress and current.is_main)) as bar:
         for task, unit, method in plan:
-            resolved = resolve(method, unit, task, store, model, tokenizer)
-            context["methods"][method.label]["layers"] = (
-                artifact_layers(resolved.steering) if resolved.steering else "-"
-            )
+            factors = method_factors(method)
             pending = [
                 (item, f)
-                for f in resolved.factors
+                for f in factors
                 for item in unit.items
                 if (task.name, unit.name, method.label, float(f), item.sample_id) not in done
             ]
-            bar.update(len(unit.items) * len(resolved.factors) - len(pending))
-            if pending:
+            bar.update(len(unit.items) * len(factors) - len(pending))
+            if pending:  # artifacts are loaded (or fitted) only when something is left to compute
+                resolved = resolve(method, unit, task, store, model, tokenizer)
+                layers = artifact_layers(resolved.steering) if resolved.steering is not None else "-"
+                context["methods"][method.label]["layers"] = layers
                 _run_unit(config, task, unit, method, resolved, pending, model, tokenizer, records, current, bar)
             if current.is_main:
                 context_path.write_text(json.dumps(context, indent=1, default=str))

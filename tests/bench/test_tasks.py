@@ -16,7 +16,7 @@ def test_mmlu_scoring_both_ways_agree_on_the_real_model(smollm2):
     task.bind(tokenizer)
     (unit,) = task.units()
     items = unit.items
-    batch = _Batch(model, tokenizer, Resolved(None, [0.0]), [0.0] * len(items))
+    batch = _Batch(model, tokenizer, Resolved(None), [0.0] * len(items))
     texts = [i.text for i in items]
     outputs, counts = batch.generate(texts, chat=False, max_new_tokens=1, temperature=0.0, seed=0)
     logits = batch.logits_reader(chat=False)(texts)
@@ -56,10 +56,8 @@ def test_letter_logits_move_under_steering(smollm2):
     from saesteer.vectors import SteeringVector
 
     steering = SteeringVector(vector, layer=8, positions="all")
-    plain = _Batch(model, tokenizer, Resolved(None, [0.0]), [0.0, 0.0]).logits_reader(False)(
-        [i.text for i in unit.items]
-    )
-    steered = _Batch(model, tokenizer, Resolved(steering, [1.0]), [1.0, 1.0]).logits_reader(False)(
+    plain = _Batch(model, tokenizer, Resolved(None), [0.0, 0.0]).logits_reader(False)([i.text for i in unit.items])
+    steered = _Batch(model, tokenizer, Resolved(steering), [1.0, 1.0]).logits_reader(False)(
         [i.text for i in unit.items]
     )
     assert not torch.allclose(plain, steered)
