@@ -1,9 +1,11 @@
 """CRH on SmolLM2-135M-Instruct: penalised (L, rho) sweep on AxBench concepts; writes a markdown report.
 
-    SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/cylinder_concepts.py --concepts 0,3,9 --layer 15
+    SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/cylinder_concepts.py --concepts 3,5,9 --layer 15 --positions all
 
 Outputs: benchmarks/results/cylinder/{results.json, *.png, answers.json} and benchmarks/results/cylinder_concepts.md
-(numbers only; the verdict paragraph is written by hand after reading them). Labels are offline PROXIES.
+(numbers only; the verdict paragraph is written by hand after reading them). Labels are offline PROXIES:
+``--labeller latent`` (default) is the concept-latent proxy (cylinder_labels.py), ``keywords`` the keyword rating;
+the keyword rate is reported beside the latent one either way.
 
 Pilot (prints a markdown table, writes nothing else): where does label 2 occur at all? One sweep per
 layer x positions, labelled at keyword threshold 1, threshold 2 derived from the same outputs:
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from saesteer.analysis import cylinder as crh
+from saesteer.analysis.cylinder_labels import ConceptLatentLabeller
 from saesteer.analysis.cylinder_sweep import (
     ConceptRun,
     ProxyLabeller,
@@ -51,6 +54,7 @@ def report(
     labeller: str,
     command: str,
     seconds: float,
+    keyword_rates: list[float],
 ) -> str:
     onset, collapse, p3, p2 = summary["P1_onset"], summary["P1_collapse"], summary["P3"], summary["P2"]
     lines = [
@@ -62,20 +66,26 @@ def report(
         f"in {config.steps} steps, {config.n_rho} rho values, {config.max_new_tokens} new tokens, "
         f"{config.n_test} test samples per concept.",
         "",
-        f"Labels are offline PROXIES (`{labeller}`): 2 = concept keyword rating at or above the threshold,",
-        "3 = perplexity under the unsteered model / distinct-2; not the paper's Llama-3.3-70B judge.",
-        "L and St are in units of each concept's |u|.",
+        f"Labels are offline PROXIES (`{labeller}`); 3 = perplexity under the unsteered model / distinct-2;",
+        "not the paper's Llama-3.3-70B judge. L and St are in units of each concept's |u|.",
+        f"Calibration (latent proxy only): held-out balanced accuracy {summary.get('calibration_heldout_accuracy')}"
+        " (mean over concepts; test-split concept-bearing vs concept-free responses, threshold fit on training).",
         "",
-        "| concept | abs u | mean cos theta | steerable (St>0) | spiral R2 |",
-        "|---|---|---|---|---|",
+        "| concept | abs u | mean cos theta | steerable (St>0) | spiral R2 | calib. train / held-out acc. "
+        "| label-2 cells | keyword>=1 cells (non-gibberish) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in records:
+    for r, rate in zip(records, keyword_rates, strict=True):
         cos = [s["cos_theta"] for s in r["samples"]]
         st = [s["steerability_over_u"] for s in r["samples"]]
+        labels = np.asarray([s["labels"] for s in r["samples"]])
         spiral = "n/a" if r["spiral_r2"] is None else f"{r['spiral_r2']:.2f}"
+        fit = r["calibration"]
+        calib = "n/a" if fit is None else f"{fit['train_accuracy']:.2f} / {fit['heldout_accuracy']:.2f}"
         lines.append(
             f"| {r['concept'][:50]} | {r['norm_u']:.1f} | {sum(cos) / len(cos):.2f} | "
-            f"{sum(s > 0 for s in st)}/{len(st)} | {spiral} |"
+            f"{sum(s > 0 for s in st)}/{len(st)} | {spiral} | {calib} | {(labels == crh.CONCEPT).mean():.3f} | "
+            f"{rate:.3f} |"
         )
     lines += [
         "",
@@ -140,6 +150,13 @@ def pilot(model: Any, tokenizer: Any, args: argparse.Namespace) -> str:
     return "\n".join(rows)
 
 
+def keyword_rate(run: ConceptRun) -> float:
+    """Fraction of non-gibberish cells whose output has any concept keyword (the keyword proxy at threshold 1)."""
+    kept = run.labels != crh.GIBBERISH
+    rated = np.vectorize(lambda text: concept_rating(run.concept, text) >= 1)(np.asarray(run.outputs, dtype=object))
+    return float((rated.astype(bool) & kept).sum() / max(int(kept.sum()), 1))
+
+
 def _concept_labels(run: ConceptRun, threshold: int) -> np.ndarray:
     """Label-2 mask at keyword ``threshold`` from a run labelled at threshold 1 (gibberish is decided first)."""
     rated = np.vectorize(lambda text: concept_rating(run.concept, text) >= threshold)(
@@ -158,7 +175,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=24)
     parser.add_argument("--max-scale", type=float, default=3.0, help="largest L in units of |u| (paper: 3)")
     parser.add_argument("--positions", choices=["prompt", "all"], default="prompt", help="prefill only, or all tokens")
-    parser.add_argument("--concept-threshold", type=int, choices=[1, 2], default=2, help="proxy keyword rating for 2")
+    parser.add_argument("--labeller", choices=["latent", "keywords"], default="latent", help="proxy for label 2")
+    parser.add_argument("--concept-threshold", type=int, choices=[1, 2], default=2, help="keyword rating for 2")
     parser.add_argument("--pilot", default=None, help="comma-separated layers: print the pilot table and stop")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription)")
     parser.add_argument("--out", default=str(RESULTS / "cylinder"))
@@ -179,7 +197,11 @@ def main() -> None:
         max_scale=args.max_scale,
         positions=args.positions,
     )
-    labeller = ProxyLabeller(model, tokenizer, concept_threshold=args.concept_threshold)
+    labeller: ProxyLabeller | ConceptLatentLabeller = (
+        ConceptLatentLabeller(model, tokenizer)
+        if args.labeller == "latent"
+        else ProxyLabeller(model, tokenizer, concept_threshold=args.concept_threshold)
+    )
     out = Path(args.out)
     runs = [
         analyze_concept(model, tokenizer, c, s, config, labeller, out / "answers.json")
@@ -190,7 +212,15 @@ def main() -> None:
     records = json.loads((out / "results.json").read_text())["concepts"]
     command = "SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/cylinder_concepts.py " + " ".join(sys.argv[1:])
     (RESULTS / "cylinder_concepts.md").write_text(
-        report(summary, records, config, labeller.name, command.strip(), time.time() - start)
+        report(
+            summary,
+            records,
+            config,
+            labeller.name,
+            command.strip(),
+            time.time() - start,
+            [keyword_rate(r) for r in runs],
+        )
     )
 
 

@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 import torch
@@ -200,6 +200,15 @@ class Labeller(Protocol):
     def __call__(self, concept: str, questions: Sequence[str], outputs: Sequence[str]) -> list[int]: ...
 
 
+@runtime_checkable
+class CalibratedLabeller(Labeller, Protocol):
+    """A labeller fitted per concept on the training split (and checked on the test split) before labelling."""
+
+    def calibrate(
+        self, concept: str, u: Tensor, train: Sequence[Sample], test: Sequence[Sample], config: SweepConfig
+    ) -> dict[str, float]: ...
+
+
 @dataclass
 class ProxyLabeller:
     """Offline judge (a proxy for the paper's LLM judge): 3 if perplexity under the unsteered model exceeds
@@ -284,6 +293,7 @@ class ConceptRun:
     outputs: list[list[list[str]]]  # [sample][step][rho]
     baseline_labels: list[int]  # unsteered (L = 0)
     baseline_outputs: list[str]
+    calibration: dict[str, float] | None = None  # a calibrated labeller's fit (e.g. held-out accuracy)
 
     @property
     def norm_u(self) -> float:
@@ -322,6 +332,9 @@ def analyze_concept(
     if config.axis == "mean_center":
         background = last_token_states(model, tokenizer, background_texts(config), config.layer)
     u = crh.population_axis(r_with, r_no, config.axis, background)
+    calibration = (
+        labeller.calibrate(concept, u, train, test, config) if isinstance(labeller, CalibratedLabeller) else None
+    )
     t_with, t_no = difference_vectors(model, tokenizer, test, config)
     v_d = t_with - t_no
     cos, sin = crh.angles(v_d, u)
@@ -349,6 +362,7 @@ def analyze_concept(
         outputs=shaped,
         baseline_labels=labeller(concept, [s.question for s in test], baseline),
         baseline_outputs=baseline,
+        calibration=calibration,
     )
 
 
@@ -382,6 +396,9 @@ def summarize(runs: Sequence[ConceptRun], *, permutations: int = 200, seed: int 
         "P3_holds": bool(pairwise.p >= 0.05) if np.isfinite(pairwise.p) else None,  # None: St constant
         "steerable_fraction": float((st > 0).mean()),
     }
+    fits = [r.calibration for r in runs if r.calibration is not None]
+    if fits:
+        summary["calibration_heldout_accuracy"] = float(np.mean([f["heldout_accuracy"] for f in fits]))
     if int(((cos > 0) & (st > 0)).sum()) >= 4:
         fit = crh.unimodality_fit(cos, sin, st, norms, permutations=permutations, seed=seed)
         summary["P2"], summary["P2_holds"] = vars(fit), fit.unimodal
@@ -402,6 +419,7 @@ def run_record(run: ConceptRun) -> dict[str, Any]:
         "rhos": run.rhos,
         "onset": vars(onset),
         "collapse": vars(collapse),
+        "calibration": run.calibration,
         "spiral_r2": crh.spiral_probe(run.v_d, run.steerability / scales.max()).r2 if len(run.questions) >= 3 else None,
         "samples": [
             {
@@ -446,7 +464,8 @@ def save_results(
         tensors = {"labels": torch.as_tensor(np.concatenate([r.labels for r in runs]))}
         for i, r in enumerate(runs):
             tensors[f"u.{i}"], tensors[f"v_d.{i}"] = r.u.float(), r.v_d.float()
-        metrics = {k: v for k, v in summary.items() if k.endswith("_holds") or k in ("P3", "steerable_fraction")}
+        kept = ("P3", "steerable_fraction", "calibration_heldout_accuracy")
+        metrics = {k: v for k, v in summary.items() if k.endswith("_holds") or k in kept}
         store.put(
             "eval_result",
             name,

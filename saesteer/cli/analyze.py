@@ -18,8 +18,9 @@ responses are the model's greedy answers, cached in OUT/answers.json. u = DiffMe
 the --n-test held-out samples are steered with v(L, rho) = L (cos t u_hat + (1 - rho) sin t e_perp) on every
 prompt token at prefill (--positions prompt, the paper) or on every token, generated ones too (--positions all,
 the official penalty script), L in (0, max_scale |u|], rho in [0, 1]. Labels (1 normal, 2 concept, 3 gibberish)
-come from offline PROXIES: concept keyword rating >= --concept-threshold, perplexity under the unsteered
-model and distinct-2.
+come from offline PROXIES: 3 = perplexity under the unsteered model / distinct-2; 2 = (--labeller latent, default)
+the unsteered model's mean output-token projection on u_hat above a threshold calibrated on the training split
+(held-out accuracy is printed), or (--labeller keywords) concept keyword rating >= --concept-threshold.
 Writes OUT/results.json, heatmaps.png, steerability_vs_angle.png, phase_pca.png."""
 
 
@@ -55,11 +56,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="steer prompt tokens at prefill only (paper) or all tokens, generated ones too (official script)",
     )
     cyl.add_argument(
+        "--labeller",
+        choices=["latent", "keywords"],
+        default="latent",
+        help="label-2 proxy: concept-latent projection (calibrated per concept) or concept keywords",
+    )
+    cyl.add_argument(
         "--concept-threshold",
         type=int,
         choices=[1, 2],
         default=2,
-        help="proxy label 2 needs this concept keyword rating (1: any keyword, 2: two or more)",
+        help="--labeller keywords: label 2 needs this keyword rating (1: any keyword, 2: two or more)",
     )
     cyl.add_argument("--template", default=None, help="text template with {question} and a final {response}")
     cyl.add_argument("--max-perplexity", type=float, default=500.0, help="gibberish above this perplexity")
@@ -72,6 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_cylinder(args: argparse.Namespace) -> None:
+    from saesteer.analysis.cylinder_labels import ConceptLatentLabeller
     from saesteer.analysis.cylinder_sweep import (
         DEFAULT_TEMPLATE,
         ProxyLabeller,
@@ -104,12 +112,11 @@ def run_cylinder(args: argparse.Namespace) -> None:
         config = SweepConfig(**fields)
     concepts = load_concepts(args.concept, args.data)
     model, tokenizer = load_model(args.model)
-    labeller = ProxyLabeller(
-        model,
-        tokenizer,
-        max_perplexity=args.max_perplexity,
-        min_distinct=args.min_distinct,
-        concept_threshold=args.concept_threshold,
+    gibberish = {"max_perplexity": args.max_perplexity, "min_distinct": args.min_distinct}
+    labeller: ProxyLabeller | ConceptLatentLabeller = (
+        ConceptLatentLabeller(model, tokenizer, **gibberish)
+        if args.labeller == "latent"
+        else ProxyLabeller(model, tokenizer, **gibberish, concept_threshold=args.concept_threshold)
     )
     out = Path(args.out)
     runs = [analyze_concept(model, tokenizer, c, s, config, labeller, out / "answers.json") for c, s in concepts]
@@ -119,6 +126,12 @@ def run_cylinder(args: argparse.Namespace) -> None:
         runs, summary, config, out, labeller=labeller.name, model_name=args.model, store=store, name=args.name
     )
     console.print(f"labels are PROXIES ({labeller.name})")
+    if "calibration_heldout_accuracy" in summary:
+        accuracy = summary["calibration_heldout_accuracy"]
+        console.print(
+            f"concept-latent proxy held-out accuracy {accuracy:.2f}"
+            + ("" if accuracy >= 0.8 else " (below 0.8: label 2 is unreliable here; try another layer)")
+        )
     console.print(
         f"P1 penalty delays onset and collapse: {summary['P1_holds']}  "
         f"(onset Spearman {summary['P1_onset']['spearman_r']:.3f}, "

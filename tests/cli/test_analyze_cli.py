@@ -34,14 +34,15 @@ def test_analyze_cylinder_writes_results_plots_and_a_store_record(tmp_path, smol
     argv = ["analyze", "cylinder", "--model", "smollm2-135m-instruct", "--concept", "rental services and equipment"]
     argv += ["--data", str(data), "--layer", "6", "--out", str(out), "--n-test", "2", "--steps", "2", "--rhos", "2"]
     argv += ["--tokens", "3", "--store", str(store), "--name", "cyl-test", "--positions", "all"]
-    assert main([*argv, "--concept-threshold", "1"]) == 0
+    assert main(argv) == 0  # default labeller: the concept-latent proxy, calibrated per concept
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["steps"] == 2 and results["config"]["positions"] == "all"
-    assert "proxy" in results["labeller"] and "rating>=1" in results["labeller"]
+    assert results["labeller"].startswith("concept-latent proxy")
+    assert 0 <= results["concepts"][0]["calibration"]["heldout_accuracy"] <= 1
     assert len(results["concepts"][0]["samples"]) == 2
     assert all((out / f).is_file() for f in ("heatmaps.png", "steerability_vs_angle.png", "phase_pca.png"))
     record = Store(store).get("cyl-test", kind="eval_result")
-    assert record.method == "cylinder" and record.layer == 6 and "P1_holds" in record.metrics
+    assert record.method == "cylinder" and record.layer == 6 and "calibration_heldout_accuracy" in record.metrics
 
 
 def test_analyze_cylinder_rejects_bad_concept_ids(tmp_path, capsys):
