@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,13 @@ def _seed(*parts: Any) -> int:
     return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
 
 
+@dataclass
+class Generated:
+    texts: list[str]
+    counts: list[int]
+    first_logits: torch.Tensor | None
+
+
 class _Batch:
     """Generation (and last-position logits) for one batch of rows under one method's steering."""
 
@@ -67,8 +74,10 @@ class _Batch:
         return encode(self.tokenizer, prompts, templated=templated)
 
     def generate(
-        self, texts: list[str], *, chat: bool, max_new_tokens: int, temperature: float, seed: int
-    ) -> tuple[list[str], list[int]]:
+        self, texts: list[str], *, chat: bool, max_new_tokens: int, temperature: float, seed: int, logits: bool = False
+    ) -> Generated:
+        """Steered completions, their token counts (to EOS) and, if asked, the first step's logits (the
+        last prompt position under the same steering: what MMLU's letter scorer reads)."""
         batch = self._encode(texts, chat)
         check_context(self.model, batch["input_ids"].shape[1] + max_new_tokens)
         sampling = (
@@ -77,27 +86,22 @@ class _Batch:
         torch.manual_seed(seed)
         with self._steering(), torch.no_grad():
             out = self.model.generate(
-                **batch, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+                **batch,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                output_logits=logits,
+                return_dict_in_generate=True,
+                **sampling,
             )
-        new = out[:, batch["input_ids"].shape[1] :]
+        new = out.sequences[:, batch["input_ids"].shape[1] :]
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         counts = []
         for row in new.tolist():
             ends = [i for i, t in enumerate(row) if t in eos_ids]
             counts.append(ends[0] + 1 if ends else len(row))
-        texts_out = [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-        return texts_out, counts
-
-    def logits_reader(self, chat: bool) -> Callable[[list[str]], torch.Tensor]:
-        """prompts -> last-position logits under this batch's steering (MMLU letter scoring)."""
-
-        def read(texts: list[str]) -> torch.Tensor:
-            batch = self._encode(texts, chat)
-            with self._steering(), torch.no_grad():
-                return self.model(**batch).logits[:, -1].float()
-
-        return read
+        decoded = [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return Generated(decoded, counts, out.logits[0].float() if logits else None)
 
 
 def _run_unit(
@@ -125,14 +129,16 @@ def _run_unit(
         texts = [task.prompting(item, unit) if resolved.prompted else item.text for item, _ in chunk]
         runner = _Batch(model, tokenizer, resolved, alphas)
         began = time.perf_counter()
-        outputs, counts = runner.generate(
+        generated = runner.generate(
             texts,
             chat=task.chat,
             max_new_tokens=task.max_new_tokens,
             temperature=getattr(task.spec, "temperature", 0.0),
             seed=_seed(config.seed, task.name, unit.name, method.label, start),
+            logits=task.needs_logits,
         )
-        scores = task.score(unit, [item for item, _ in chunk], outputs, runner.logits_reader(task.chat))
+        outputs, counts = generated.texts, generated.counts
+        scores = task.score(unit, [item for item, _ in chunk], outputs, generated.first_logits)
         share = (time.perf_counter() - began) / len(chunk)
         batch_records = [
             BenchRecord(

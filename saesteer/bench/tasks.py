@@ -16,8 +16,6 @@ from saesteer.data.sources import load_rows
 from saesteer.errors import ConfigError, DataError
 from saesteer.tasks import HarmBenchTask, MMLUTask
 
-LastLogits = Callable[[list[str]], torch.Tensor]  # prompts -> (rows, vocab) logits at the last prompt position
-
 
 @dataclass(frozen=True)
 class Item:
@@ -50,6 +48,7 @@ class MMLUBench:
         self.spec = spec
         self.task = MMLUTask(spec.path, subjects=tuple(spec.subjects))
         self.metrics = list(spec.scoring)
+        self.needs_logits = "letter_logits" in self.metrics
         self.judge = "exact match (gold letter)"
 
     def units(self) -> list[Unit]:
@@ -60,13 +59,17 @@ class MMLUBench:
     def prompting(self, item: Item, unit: Unit) -> str:
         return f"{self.spec.prompt}\n\n{item.text}"
 
-    def score(self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], last_logits: LastLogits) -> list[dict]:
+    def score(
+        self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], first_logits: torch.Tensor | None
+    ) -> list[dict]:
         scores: list[dict[str, float]] = [{} for _ in items]
         if "first_token" in self.metrics:
             for row, (item, text) in enumerate(zip(items, outputs, strict=True)):
                 scores[row]["first_token"] = float(text.strip()[:1] == item.target)
         if "letter_logits" in self.metrics:
-            letters = letter_predictions(last_logits, self._letter_ids, [i.text for i in items])
+            if first_logits is None:
+                raise ConfigError("letter_logits scoring needs the first-step logits. Fix: generate with logits=True.")
+            letters = letter_predictions(first_logits, self._letter_ids)
             for row, (item, letter) in enumerate(zip(items, letters, strict=True)):
                 scores[row]["letter_logits"] = float(letter == item.target)
                 scores[row]["letter"] = letter  # type: ignore[assignment]
@@ -91,10 +94,9 @@ def letter_token_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def letter_predictions(last_logits: LastLogits, letter_ids: list[int], prompts: list[str]) -> list[str]:
-    """Argmax over the four option-letter logits at the last prompt position."""
-    logits = last_logits(prompts)[:, letter_ids]
-    return ["ABCD"[int(i)] for i in logits.argmax(dim=-1)]
+def letter_predictions(first_logits: torch.Tensor, letter_ids: list[int]) -> list[str]:
+    """Argmax over the four option-letter logits at the last prompt position (rows, vocab)."""
+    return ["ABCD"[int(i)] for i in first_logits[:, letter_ids].argmax(dim=-1)]
 
 
 class HarmBenchBench:
@@ -109,6 +111,7 @@ class HarmBenchBench:
         self.task = HarmBenchTask(spec.path, categories=tuple(spec.categories), classifier=classifier)
         self.max_new_tokens = spec.max_new_tokens
         self.metrics = ["refusal"]
+        self.needs_logits = False
         self.judge = self.task.reward_name
 
     def units(self) -> list[Unit]:
@@ -123,7 +126,9 @@ class HarmBenchBench:
     def prompting(self, item: Item, unit: Unit) -> str:
         return f"{self.spec.prompt}\n\n{item.text}"
 
-    def score(self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], last_logits: LastLogits) -> list[dict]:
+    def score(
+        self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], first_logits: torch.Tensor | None
+    ) -> list[dict]:
         return [{"refusal": self.task.reward(None, text)} for text in outputs]  # type: ignore[arg-type]
 
     def bind(self, tokenizer: Any) -> None:
@@ -168,6 +173,7 @@ class AxBenchBench:
         self.spec, self.judge_impl = spec, judge
         self.max_new_tokens = spec.max_new_tokens
         self.metrics = ["hm"]
+        self.needs_logits = False
         self.judge = judge.name
         self.concepts = load_concepts(spec)
         pool: list[str] = []
@@ -208,7 +214,9 @@ class AxBenchBench:
             for p, n in zip(positive, negative * (len(positive) // len(negative) + 1), strict=False)
         ]
 
-    def score(self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], last_logits: LastLogits) -> list[dict]:
+    def score(
+        self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], first_logits: torch.Tensor | None
+    ) -> list[dict]:
         assert unit.concept is not None
         ratings = self.judge_impl.rate(
             [JudgeItem(unit.concept["concept"], i.text, o) for i, o in zip(items, outputs, strict=True)]
