@@ -201,7 +201,13 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> BenchResult:
                     continue
                 context["methods"].setdefault(method.label, {"kind": method.kind, "layers": "-"})
                 plan.append((task, unit, method))
-    total = sum(len(u.items) * len(method_factors(m)) for _, u, m in plan)
+    planned = {
+        (task.name, unit.name, method.label, float(f), item.sample_id)
+        for task, unit, method in plan
+        for f in method_factors(method)
+        for item in unit.items
+    }
+    total = len(planned)
     with tqdm(total=total, desc="bench", disable=not (progress and current.is_main)) as bar:
         for task, unit, method in plan:
             factors = method_factors(method)
@@ -219,7 +225,7 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> BenchResult:
                 _run_unit(config, task, unit, method, resolved, pending, model, tokenizer, records, current, bar)
             if current.is_main:
                 context_path.write_text(json.dumps(context, indent=1, default=str))
-    all_records = records.read() if current.is_main else []
+    all_records = [r for r in records.read() if r.key in planned] if current.is_main else []  # this config's only
     rows = leaderboard(all_records, context, resamples=config.bootstrap, seed=config.seed) if current.is_main else []
     if current.is_main:
         write_reports(out, rows, all_records, context)
