@@ -187,7 +187,9 @@ def test_fit_lang_saves_loads_and_steers_through_the_runtime(smollm2, tmp_path):
     artifact = prosv.fit(model, tokenizer, _triples(2), config, concept=CPP, progress=False)
     assert hook_count(model) == hooks and not any(p.requires_grad for p in model.parameters())
     init = ProsvParameters(576, config, torch.Generator().manual_seed(1))
-    assert artifact.factor != pytest.approx(float(init.factor.detach())) and not torch.allclose(artifact.direction, init.vector)
+    assert artifact.factor != pytest.approx(float(init.factor.detach())) and not torch.allclose(
+        artifact.direction, init.vector
+    )
     assert artifact.metrics["loss_last_epoch"] < artifact.metrics["loss_first_step"]
     assert artifact.config["vector_lr"] == pytest.approx(8e-2) and artifact.config["factor_lr"] == pytest.approx(5.0)
 
