@@ -32,9 +32,25 @@ def chat_batch(tokenizer: Any, prompts: list[str]) -> dict[str, torch.Tensor]:
     return dict(encode(tokenizer, [chat_prompt(tokenizer, p) for p in prompts], templated=True))
 
 
+def _is_transformers_output_capture(hook: Any) -> bool:
+    """transformers (>= 5.24) installs permanent output-capturing hooks the first time a model is called with
+    ``output_hidden_states=True``; they are inert outside such a call and are not ours to remove."""
+    return getattr(hook, "__module__", "") == "transformers.utils.output_capturing"
+
+
 def hook_count(model: torch.nn.Module) -> int:
-    """Forward and pre-forward hooks registered anywhere in the model."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    """Forward and pre-forward hooks registered anywhere in the model (besides transformers' own capture hooks)."""
+    hooks = [h for m in model.modules() for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())]
+    return sum(not _is_transformers_output_capture(h) for h in hooks)
+
+
+@pytest.fixture(autouse=True)
+def _shared_model_left_unhooked(request: pytest.FixtureRequest) -> Any:
+    """Every test that touches the shared SmolLM2 must leave it with no hooks (they would leak into later tests)."""
+    yield
+    if "smollm2" in request.fixturenames:
+        model, _ = request.getfixturevalue("smollm2")
+        assert hook_count(model) == 0, f"{request.node.nodeid} left {hook_count(model)} hooks on the shared model"
 
 
 @pytest.fixture(scope="session")

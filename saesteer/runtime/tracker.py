@@ -77,8 +77,11 @@ class StepTracker:
         cache_position = kwargs.get("cache_position")
         if isinstance(cache_position, Tensor) and cache_position.numel():
             return int(cache_position.reshape(-1)[0])
-        past = kwargs.get("past_key_values")
-        return int(past.get_seq_length()) if past is not None and hasattr(past, "get_seq_length") else 0
+        for key in ("past_key_values", "cache"):  # transformers >= 5.24 passes the KV cache as ``cache``
+            past = kwargs.get(key)
+            if past is not None and hasattr(past, "get_seq_length"):
+                return int(past.get_seq_length())
+        return 0
 
     def mask_for(self, policy: PositionPolicy) -> Mask:
         """Which positions of the current call the policy touches (cached for all layers of the step)."""
