@@ -1,8 +1,9 @@
 """PSR on the bundled SmolLM2-135M-Instruct: does the token-wise probe reproduce prompting?
 
-Trait: a happy, enthusiastic tone. Base prompts: the 40 shipped AxBench instructions; the last
-``--test`` are held out (never seen in training or calibration). Triplets (x, x', y') are generated
-greedily by the model under x' = x + the trait instruction. Reports, on held-out prompts:
+Trait: a happy, enthusiastic tone. Base prompts: the 40 shipped AxBench instructions, or the first
+``--n-prompts`` of ``--prompts FILE`` (e.g. AlpacaEval's); the last ``--test`` are held out (never seen in
+training or calibration). Triplets (x, x', y') are generated greedily by the model under x' = x + the trait
+instruction. Reports, on held-out prompts:
   - R^2 and cosine between the predicted and the true prompt-induced difference at the steered
     layer(s), next to the R^2 of the best constant vector (train-mean Delta, i.e. DiffMean on the span);
   - the fraction of span tokens whose gate ReLU(w.h + b) is exactly zero;
@@ -11,7 +12,9 @@ greedily by the model under x' = x + the trait instruction. Reports, on held-out
     binary search found on the dev prompts (target: the prompted answers' own coherence, TA@Cp-style).
 Writes benchmarks/results/psr_probe.{json,md}.
 
-    SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/psr_probe.py --layer 15 --epochs 15 --variants S
+    .venv/bin/python benchmarks/psr_probe.py --prompts ../shared/data/alpaca_eval/instructions.json \
+        --n-prompts 120 --test 12 --dev 8 --layer 22 --epochs 15 --lr 2e-3 --batch-size 8 --reg-weight 0.1 \
+        --variants S --max-new-tokens 16
 """
 
 from __future__ import annotations
@@ -102,11 +105,11 @@ def markdown(report: dict) -> str:
         report["command"],
         "```",
         "",
-        f"Trait instruction: *{TRAIT}* Base prompts: shipped AxBench instructions; {report['n_train']} train, "
+        f"Trait instruction: *{TRAIT}* Base prompts: {report['prompts']}; {report['n_train']} train, "
         f"{report['n_dev']} dev (loss normalisation + alpha search), {report['n_test']} held-out test. "
         f"Greedy y', {a['max_new_tokens']} new tokens; AdamW lr {a['lr']}, {a['epochs']} epochs, "
         f"batch {a['batch_size']}, reg weight {a['reg_weight']}, "
-        f"seed {a['seed']}. Total {report['seconds']:.0f} s on a shared 2-core CPU.",
+        f"seed {a['seed']}. Total {report['seconds']:.0f} s on the 2-core CPU.",
         "",
         "## Does the probe reproduce the prompt-induced difference? (held-out prompts)",
         "",
@@ -166,13 +169,17 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--search-steps", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prompts", default=None, help="base prompts file (default: the 40 shipped AxBench ones)")
+    parser.add_argument("--n-prompts", type=int, default=None, help="use the first N base prompts")
     parser.add_argument("--reading", default="(filled in after the run)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     start = time.time()
     model, tokenizer = load_model("smollm2-135m-instruct")
-    prompts = psr_data.load_prompts(sample_path("axbench/instructions.jsonl"))
-    cache = Path(tempfile.gettempdir()) / f"psr_probe_triplets_{args.max_new_tokens}.json"
+    source = Path(args.prompts) if args.prompts else sample_path("axbench/instructions.jsonl")
+    prompts = psr_data.load_prompts(source, limit=args.n_prompts)
+    key = f"{source.stem}_{len(prompts)}_{args.max_new_tokens}"
+    cache = Path(tempfile.gettempdir()) / f"psr_probe_triplets_{key}.json"
     if cache.exists():  # the model's greedy answers are deterministic; reuse them across runs
         triplets = [
             psr_data.Triplet(**{**row, "response_ids": tuple(row["response_ids"])})
@@ -192,8 +199,9 @@ def main() -> None:
     test_prompts = [t.prompt for t in test]
     unsteered = generate(model, tokenizer, test_prompts, max_new_tokens=args.max_new_tokens)
     report: dict = {
-        "command": "SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/psr_probe.py " + " ".join(sys.argv[1:]),
+        "command": ".venv/bin/python benchmarks/psr_probe.py " + " ".join(sys.argv[1:]),
         "args": vars(args),
+        "prompts": f"the first {len(prompts)} of {source.name}",
         "n_train": len(data["train"]),
         "n_dev": len(data["dev"]),
         "n_test": len(test),

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from saesteer.engines.frozen import frozen
 from saesteer.engines.prosv_artifact import ProsvArtifact, load, save
 from saesteer.engines.prosv_data import TokenBatch, Triple, encode_examples
 from saesteer.errors import ConfigError, DataError
@@ -256,8 +257,6 @@ def fit(
     hook = _AddAtMask(params)
     policy = parse_positions(config.positions)
     losses: list[float] = []
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    was_training = model.training
     tracking = ExitStack()
     run = tracking.enter_context(
         wandb_run(
@@ -267,11 +266,9 @@ def fit(
             job_type="prosv",
         )
     )
+    tracking.enter_context(frozen(model))
     handle = decoder_layers(model)[layer].register_forward_hook(hook)
     try:
-        for p in trainable:
-            p.requires_grad_(False)
-        model.eval()
         bar = tqdm(total=total, desc=f"PrOSV {config.loss} {config.positions}", disable=not progress)
         for _ in range(config.epochs):
             order = torch.randperm(len(triples), generator=generator).tolist()
@@ -293,9 +290,6 @@ def fit(
         bar.close()
     finally:
         handle.remove()
-        for p in trainable:
-            p.requires_grad_(True)
-        model.train(was_training)
         tracking.close()
     steps_per_epoch = math.ceil(len(triples) / batch_size)
     saved = {k: v for k, v in asdict(config).items() if not k.startswith("wandb")}

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from saesteer.engines.frozen import frozen
 from saesteer.engines.psr_data import Judge, PairBatch, Triplet, pair_batch
 from saesteer.errors import ConfigError, DataError, StoreError, VectorError
 from saesteer.models.layers import check_context, check_layer, decoder_layers, hidden_size, num_layers
@@ -315,36 +316,39 @@ def fit(
     bar = tqdm(
         total=steps, desc=f"PSR {config.objective} L{layers[0]}{'+' if len(layers) > 1 else ''}", disable=not progress
     )
-    for epoch in range(config.n_epochs):
-        order = torch.randperm(len(train), generator=generator).tolist()
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            objective, reg = _loss(
-                model,
-                tokenizer,
-                params,
-                [train[i] for i in index],
-                [train_targets[i] for i in index],
-                loss_layers,
-                config,
-            )
-            loss = objective / scale + config.reg_weight * reg
-            if not torch.isfinite(loss):
-                raise VectorError("PSR training loss became NaN/inf. Fix: lower lr or check the model's activations.")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += float(loss.detach()) * len(index)
-            bar.update(1)
-        row = {"epoch": float(epoch + 1), "train_loss": total / len(train)}
-        if held:
-            row["dev_loss"] = _dev_loss(model, tokenizer, params, held, dev_targets, loss_layers, config) / scale
-        history.append(row)
-        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
-        if log is not None:
-            log(row)
+    with frozen(model):
+        for epoch in range(config.n_epochs):
+            order = torch.randperm(len(train), generator=generator).tolist()
+            total = 0.0
+            for start in range(0, len(order), config.batch_size):
+                index = order[start : start + config.batch_size]
+                objective, reg = _loss(
+                    model,
+                    tokenizer,
+                    params,
+                    [train[i] for i in index],
+                    [train_targets[i] for i in index],
+                    loss_layers,
+                    config,
+                )
+                loss = objective / scale + config.reg_weight * reg
+                if not torch.isfinite(loss):
+                    raise VectorError(
+                        "PSR training loss became NaN/inf. Fix: lower lr or check the model's activations."
+                    )
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += float(loss.detach()) * len(index)
+                bar.update(1)
+            row = {"epoch": float(epoch + 1), "train_loss": total / len(train)}
+            if held:
+                row["dev_loss"] = _dev_loss(model, tokenizer, params, held, dev_targets, loss_layers, config) / scale
+            history.append(row)
+            bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
+            if log is not None:
+                log(row)
     bar.close()
     metrics: dict[str, Any] = {"n_train": len(train), "n_dev": len(held), "loss_scale": scale, **history[-1]}
     if held:
