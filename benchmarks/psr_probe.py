@@ -10,7 +10,7 @@ instruction. Reports, on held-out prompts:
   - VADER sentiment (lexicon proxy) and the coherence proxy (mean token log-likelihood under the
     unsteered model) of greedy outputs: unsteered, prompted (x'), and PSR-steered at the alpha the
     binary search found on the dev prompts (target: the prompted answers' own coherence, TA@Cp-style).
-Writes benchmarks/results/psr_probe.{json,md}.
+Writes benchmarks/results/psr_probe[_TAG].{json,md}.
 
     .venv/bin/python benchmarks/psr_probe.py --prompts ../shared/data/alpaca_eval/instructions.json \
         --n-prompts 120 --test 12 --dev 8 --layer 22 --epochs 15 --lr 2e-3 --batch-size 8 --reg-weight 0.1 \
@@ -171,6 +171,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompts", default=None, help="base prompts file (default: the 40 shipped AxBench ones)")
     parser.add_argument("--n-prompts", type=int, default=None, help="use the first N base prompts")
+    parser.add_argument("--tag", default="", help="write psr_probe_<tag>.{json,md} (keeps earlier runs)")
     parser.add_argument("--reading", default="(filled in after the run)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -215,8 +216,9 @@ def main() -> None:
     report["seconds"] = time.time() - start
     report["reading"] = args.reading
     OUT.mkdir(exist_ok=True)
-    (OUT / "psr_probe.json").write_text(json.dumps(report, indent=2))
-    (OUT / "psr_probe.md").write_text(markdown(report))
+    stem = f"psr_probe_{args.tag}" if args.tag else "psr_probe"
+    (OUT / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    (OUT / f"{stem}.md").write_text(markdown(report))
     print(markdown(report))
 
 
