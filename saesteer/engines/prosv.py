@@ -37,9 +37,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from saesteer.data.examples import TokenBatch, encode_examples
 from saesteer.engines.frozen import frozen
 from saesteer.engines.prosv_artifact import ProsvArtifact, load, save
-from saesteer.engines.prosv_data import TokenBatch, Triple, encode_examples
+from saesteer.engines.prosv_data import Triple
 from saesteer.errors import ConfigError, DataError
 from saesteer.models.layers import check_context, check_layer, decoder_layers, hidden_size
 from saesteer.models.loading import model_id

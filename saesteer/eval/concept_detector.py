@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from saesteer.engines.prosv_data import encode_examples
+from saesteer.data.examples import encode_examples
 from saesteer.errors import DataError
 from saesteer.models.layers import check_layer
 from saesteer.runtime.capture import capture

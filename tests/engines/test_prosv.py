@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from saesteer.data import read_rows, sample_path
+from saesteer.data.examples import encode_examples
 from saesteer.engines import prosv
 from saesteer.engines.prosv import ProsvArtifact, ProsvConfig, ProsvParameters
-from saesteer.engines.prosv_data import Triple, build_triples, encode_examples, fill_neutral, load_triples
+from saesteer.engines.prosv_data import Triple, build_triples, fill_neutral, load_triples
 from saesteer.errors import ConfigError, DataError, LayerError, VectorError
 from saesteer.generation import generate
 from saesteer.models.layers import decoder_layers
