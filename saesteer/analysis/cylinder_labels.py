@@ -23,6 +23,7 @@ from saesteer.analysis import cylinder as crh
 from saesteer.analysis.cylinder_sweep import ProxyLabeller, Sample, SweepConfig
 from saesteer.data.chat import encode
 from saesteer.errors import ConfigError
+from saesteer.eval.concept_detector import balanced_accuracy
 from saesteer.runtime.capture import capture
 
 
@@ -39,10 +40,6 @@ class Calibration:
 
     def record(self) -> dict[str, float]:
         return {k: float(v) for k, v in vars(self).items() if k != "u_hat"}
-
-
-def _balanced_accuracy(with_scores: np.ndarray, without_scores: np.ndarray, threshold: float) -> float:
-    return float(((with_scores > threshold).mean() + (without_scores <= threshold).mean()) / 2)
 
 
 @dataclass
@@ -116,8 +113,8 @@ class ConceptLatentLabeller:
         calibration = Calibration(
             u_hat=u_hat,
             threshold=threshold,
-            train_accuracy=_balanced_accuracy(train_with, train_without, threshold),
-            heldout_accuracy=_balanced_accuracy(test_with, test_without, threshold),
+            train_accuracy=balanced_accuracy(train_with, train_without, threshold),
+            heldout_accuracy=balanced_accuracy(test_with, test_without, threshold),
             mean_with=float(np.nanmean(train_with)),
             mean_without=float(np.nanmean(train_without)),
         )

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,6 +27,12 @@ from saesteer.models.layers import check_layer
 from saesteer.runtime.capture import capture
 
 Pair = tuple[str, str]  # (instruction, response)
+
+
+def balanced_accuracy(positive_scores: Any, negative_scores: Any, threshold: float) -> float:
+    """Mean of the hit rate (positives above ``threshold``) and the correct-rejection rate (negatives at or below)."""
+    high, low = np.asarray(positive_scores, dtype=float), np.asarray(negative_scores, dtype=float)
+    return float(((high > threshold).mean() + (low <= threshold).mean()) / 2)
 
 
 def response_features(
@@ -79,9 +86,9 @@ class ConceptDetector:
 
     def accuracy(self, positives: Sequence[Pair], negatives: Sequence[Pair]) -> float:
         """Balanced accuracy on labelled pairs (held-out ones, to know how far to trust the proxy)."""
-        hit = self.presence([q for q, _ in positives], [r for _, r in positives])
-        miss = self.presence([q for q, _ in negatives], [r for _, r in negatives])
-        return (sum(hit) / len(hit) + 1 - sum(miss) / len(miss)) / 2
+        high = self.scores([q for q, _ in positives], [r for _, r in positives])
+        low = self.scores([q for q, _ in negatives], [r for _, r in negatives])
+        return balanced_accuracy(high, low, self.threshold)
 
 
 def fit_concept_detector(
@@ -107,5 +114,5 @@ def fit_concept_detector(
     direction = difference / difference.norm()
     high, low = with_concept @ direction, without @ direction
     threshold = float((high.mean() + low.mean()) / 2)
-    train_accuracy = float(((high > threshold).double().mean() + (low <= threshold).double().mean()) / 2)
-    return ConceptDetector(model, tokenizer, layer, direction, threshold, max_tokens, train_accuracy)
+    accuracy = balanced_accuracy(high.tolist(), low.tolist(), threshold)
+    return ConceptDetector(model, tokenizer, layer, direction, threshold, max_tokens, accuracy)
