@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -27,6 +27,7 @@ class SteeringVector:
     model_id: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "vector"
 
     def __post_init__(self) -> None:
         self.vector = as_vectors(self.vector).reshape(-1).to(torch.float32)
@@ -34,6 +35,39 @@ class SteeringVector:
     @property
     def norm(self) -> float:
         return float(self.vector.norm())
+
+    @property
+    def layers(self) -> list[int]:
+        return [self.layer]
+
+    @property
+    def width(self) -> int:
+        return int(self.vector.shape[0])
+
+    def to_tensors(self) -> dict[str, Tensor]:
+        return {"vector": self.vector}
+
+    def state(self) -> dict[str, Any]:
+        return {**self.config, "positions": self.positions, "layers": self.layers}
+
+    @classmethod
+    def from_tensors(cls, record: Any, tensors: dict[str, Tensor]) -> SteeringVector:
+        config = dict(record.config)
+        positions = config.pop("positions", "after_prompt")
+        config.pop("layers", None)
+        return cls(
+            vector=tensors["vector"],
+            layer=int(record.layer or 0),
+            hook_point=record.hook_point or "resid_post",
+            positions=positions,
+            method=record.method,
+            model_id=record.model_id,
+            config=config,
+            metrics=record.metrics,
+        )
+
+    def additive_vector(self) -> tuple[int, Tensor] | None:
+        return self.layer, self.vector
 
     def interventions(
         self,

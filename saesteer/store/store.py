@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +18,21 @@ from saesteer.errors import StoreError
 from saesteer.store.blobs import copy_blob, read_blob, write_blob
 from saesteer.store.catalog import Catalog
 from saesteer.store.records import KINDS, Record
+
+
+def check_artifact_fits(artifact: Any, model: Any, name: str = "") -> None:
+    """The one width/layer check of an artifact against a model (typed errors naming the fix)."""
+    from saesteer.errors import VectorError
+    from saesteer.models.layers import check_layer, hidden_size
+
+    width = hidden_size(model)
+    if artifact.width != width:
+        raise VectorError(
+            f"{artifact.method} artifact {name or ''!r} has width {artifact.width} but the model's hidden size is "
+            f"{width}. Fix: load it with the model it was fitted on ({artifact.model_id or 'see saesteer store show'})."
+        )
+    for layer in artifact.layers:
+        check_layer(model, layer)
 
 
 def data_hash(rows: Any) -> str:
@@ -151,38 +167,86 @@ class Store:
         (self.root / record.blob).unlink(missing_ok=True)
         return record
 
-    # Typed helpers for the artifacts engines produce.
-    def save_vector(self, name: str, vector: Any, *, data_hash: str = "", model_fingerprint: str = "") -> Record:
+    def save(
+        self,
+        name: str,
+        artifact: Any,
+        *,
+        companions: Sequence[Any] = (),
+        data_hash: str = "",
+        model_fingerprint: str = "",
+    ) -> Record:
+        """Keep any artifact of the method protocol (and its companions, saved first as ``{name}-{suffix}``)."""
+        for companion in companions:
+            self.put(
+                companion.kind,
+                f"{name}-{companion.suffix}",
+                companion.to_tensors(),
+                model_id=companion.model_id,
+                model_fingerprint=model_fingerprint,
+                hook_point=companion.hook_point,
+                method=f"{artifact.method}-{companion.suffix}",
+                config=companion.state(),
+                data_hash=data_hash,
+                metrics=companion.metrics,
+            )
+        layers = list(artifact.layers)
+        state = artifact.state()
+        if companions:
+            state = {**state, "companions": [f"{name}-{c.suffix}" for c in companions]}
         return self.put(
-            "vector",
+            artifact.kind,
             name,
-            {"vector": vector.vector},
-            model_id=vector.model_id,
+            artifact.to_tensors(),
+            model_id=artifact.model_id,
             model_fingerprint=model_fingerprint,
-            layer=vector.layer,
-            hook_point=vector.hook_point,
-            method=vector.method,
-            config={**vector.config, "positions": vector.positions},
+            layer=layers[0] if len(layers) == 1 else None,
+            hook_point=artifact.hook_point,
+            method=artifact.method,
+            config=state,
             data_hash=data_hash,
-            metrics=vector.metrics,
+            metrics=artifact.metrics,
         )
 
-    def load_vector(self, name: str) -> Any:
-        from saesteer.vectors import SteeringVector
+    def load(self, name: str, model: Any = None, *, kind: str | None = None) -> Any:
+        """The artifact stored as ``name`` (a steering artifact, an SAE or feature statistics), rebuilt by
+        its method's artifact type; with ``model``, its width and layers are checked against that model."""
+        record = self.get(name, kind=kind)
+        if record.kind == "sae":
+            from saesteer.saes import check_sae_fits
+            from saesteer.saes.loading import sae_from_tensors
 
-        record = self.get(name, kind="vector")
-        config = dict(record.config)
-        positions = config.pop("positions", "after_prompt")
-        return SteeringVector(
-            vector=self.tensors(record)["vector"],
-            layer=int(record.layer or 0),
-            hook_point=record.hook_point or "resid_post",  # type: ignore[arg-type]
-            positions=positions,
-            method=record.method,
-            model_id=record.model_id,
-            config=config,
-            metrics=record.metrics,
-        )
+            sae = self._rebuild(record, lambda tensors: sae_from_tensors(record.config["sae_cfg"], tensors))
+            if model is not None:
+                check_sae_fits(model, sae)
+            return sae
+        if record.kind == "feature_stats":
+            from saesteer.stats import FeatureStats
+
+            return self._rebuild(record, FeatureStats.from_tensors)
+        from saesteer.engines.registry import artifact_type
+
+        cls = artifact_type(record.method)
+        if cls is None or record.kind != getattr(cls, "kind", None):
+            raise StoreError(
+                f"{name!r} is a {record.kind} record of method {record.method!r}, which no registered method "
+                "can steer with. Fix: pick a vector or probe record (saesteer store ls), or register its method."
+            )
+        artifact = self._rebuild(record, lambda tensors: cls.from_tensors(record, tensors))
+        if model is not None:
+            check_artifact_fits(artifact, model, name)
+        return artifact
+
+    def _rebuild(self, record: Record, build: Any) -> Any:
+        tensors = self.tensors(record)
+        try:
+            return build(tensors)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise StoreError(
+                f"Record {record.name!r} ({record.kind}, method {record.method or '-'}) cannot be rebuilt from "
+                f"its blob and config ({type(exc).__name__}: {exc}). Fix: refit it, or restore the store from "
+                "a bundle (saesteer store import)."
+            ) from exc
 
     def save_sae(
         self,
@@ -214,11 +278,9 @@ class Store:
             metrics=metrics or {},
         )
 
-    def load_sae(self, name: str) -> Any:
-        from saesteer.saes.loading import sae_from_tensors
-
-        record = self.get(name, kind="sae")
-        return sae_from_tensors(record.config["sae_cfg"], self.tensors(record))
+    def load_sae(self, name: str, model: Any = None) -> Any:
+        """``load(name, model, kind='sae')``: an sae-lens SAE."""
+        return self.load(name, model, kind="sae")
 
     def find_sae(self, model_id: str, layer: int, hook_point: str = "resid_post") -> Record:
         """The latest SAE record for (model, layer, hook point)."""
@@ -258,9 +320,8 @@ class Store:
         )
 
     def load_feature_stats(self, name: str) -> Any:
-        from saesteer.stats import FeatureStats
-
-        return FeatureStats.from_tensors(self.tensors(self.get(name, kind="feature_stats")))
+        """``load(name, kind='feature_stats')``: a FeatureStats with all its running sums."""
+        return self.load(name, kind="feature_stats")
 
     def top_features(self, task: str, model_id: str, layer: int, k: int = 20) -> list[tuple[int, float]]:
         """Top-k positively correlated features of ``layer`` from the latest statistics for (task, model)."""

@@ -1,4 +1,4 @@
-"""PrOSV (arXiv 2605.05983): a prompt-only steering vector with a jointly trained factor.
+"""PrOSV training: alpha and v jointly through the frozen model.
 
 Intervention: h <- h + alpha * v at the output of block ``layer``, only on the first p and last s prompt tokens
 ("f{p}+l{s}", default f2+l2; p and s are capped at the prompt length, s = L - p if p + s > L), applied once at
@@ -26,11 +26,8 @@ trained alpha by ``m`` (1.0 = as trained; a per-row list works too).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,94 +36,14 @@ from tqdm.auto import tqdm
 
 from saesteer.data.examples import TokenBatch, encode_examples
 from saesteer.engines.frozen import frozen
-from saesteer.engines.prosv_artifact import ProsvArtifact, load, save
-from saesteer.engines.prosv_data import Triple
-from saesteer.errors import ConfigError, DataError
+from saesteer.engines.prosv.artifact import ProsvArtifact
+from saesteer.engines.prosv.config import SIMPO_BETA, SIMPO_GAMMA, SIMPO_SCALER, ProsvConfig
+from saesteer.engines.prosv.data import Triple
+from saesteer.engines.protocol import Log
+from saesteer.errors import DataError
 from saesteer.models.layers import check_context, check_layer, decoder_layers, hidden_size
 from saesteer.models.loading import model_id
-from saesteer.paths import cache_dir
 from saesteer.runtime.positions import PositionPolicy, PromptInfo, parse_positions
-from saesteer.tracking import wandb_run
-
-Loss = Literal["lang", "simpo"]
-REFERENCE_WIDTH = 2304  # Gemma-2-2B, the width the released learning rates were tuned at
-RELEASED_VECTOR_LR = 4e-2
-RELEASED_FACTOR_LR = {"lang": 10.0, "simpo": 20.0}
-RELEASED_BATCH_SIZE = {"lang": 12, "simpo": 6}
-SIMPO_BETA, SIMPO_GAMMA, SIMPO_SCALER = 1.0, 0.0, 1.0
-_PART = re.compile(r"^([fl])(\d+)$")
-__all__ = ["ProsvArtifact", "ProsvConfig", "canonical_positions", "fit", "load", "make_optimizer", "save"]
-
-
-def canonical_positions(spec: str) -> str:
-    """Validate a PrOSV position spec: ``f{p}+l{s}``, ``f{p}``, ``l{s}`` (counts >= 1) or ``all`` (FSSV)."""
-    text = spec.replace(" ", "").lower()
-    if text in ("all", "fssv"):
-        return "all"
-    counts: dict[str, int] = {}
-    for part in text.split("+"):
-        match = _PART.match(part)
-        if not match or match.group(1) in counts or int(match.group(2)) < 1:
-            raise ConfigError(
-                f"Invalid PrOSV positions {spec!r}. Fix: use f{{p}}+l{{s}} with p, s >= 1 (e.g. f2+l2), "
-                "f{p} or l{s} alone (e.g. f4), or 'all' for the full-sequence (FSSV) baseline."
-            )
-        counts[match.group(1)] = int(match.group(2))
-    return f"f{counts.get('f', 0)}+l{counts.get('l', 0)}"
-
-
-@dataclass
-class ProsvConfig:
-    """Training settings; ``None`` rates and batch size take the released values (rescaled to the width)."""
-
-    layer: int
-    loss: Loss = "lang"
-    positions: str = "f2+l2"
-    epochs: int = 12
-    batch_size: int | None = None
-    factor_init: float = 4.0  # beta: alpha0 = beta * sqrt(n)
-    vector_init: float = 8.0  # lambda: v0 ~ U(-lambda / sqrt(n), lambda / sqrt(n))
-    factor_lr: float | None = None
-    vector_lr: float | None = None
-    max_grad_norm: float = 1.0
-    max_response_tokens: int = 128
-    seed: int = 0
-    wandb_project: str | None = None
-    wandb_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.loss not in RELEASED_FACTOR_LR:
-            raise ConfigError(f"Unknown PrOSV loss {self.loss!r}. Fix: use 'lang' or 'simpo'.")
-        self.positions = canonical_positions(self.positions)
-        counts = {
-            "epochs": self.epochs,
-            "batch_size": 1 if self.batch_size is None else self.batch_size,
-            "max_response_tokens": self.max_response_tokens,
-        }
-        for name, value in counts.items():
-            if value < 1:
-                raise ConfigError(f"PrOSV {name} must be >= 1, got {value}. Fix: pass a positive count.")
-        scales = {
-            "factor_init": self.factor_init,
-            "vector_init": self.vector_init,
-            "factor_lr": 1.0 if self.factor_lr is None else self.factor_lr,
-            "vector_lr": 1.0 if self.vector_lr is None else self.vector_lr,
-            "max_grad_norm": self.max_grad_norm,
-        }
-        for name, scale in scales.items():
-            if not scale > 0:
-                raise ConfigError(f"PrOSV {name} must be > 0, got {scale}. Fix: pass a positive number.")
-
-    def rates(self, width: int) -> tuple[float, float]:
-        """(eta_alpha, eta_v) at hidden size ``width``: the released rates moved by the scaling rule."""
-        ratio = width / REFERENCE_WIDTH
-        factor_lr = RELEASED_FACTOR_LR[self.loss] * math.sqrt(ratio) if self.factor_lr is None else self.factor_lr
-        vector_lr = RELEASED_VECTOR_LR / math.sqrt(ratio) if self.vector_lr is None else self.vector_lr
-        return factor_lr, vector_lr
-
-    @property
-    def effective_batch_size(self) -> int:
-        return RELEASED_BATCH_SIZE[self.loss] if self.batch_size is None else self.batch_size
 
 
 class ProsvParameters(nn.Module):
@@ -233,13 +150,13 @@ def _step_loss(
     )
 
 
-def fit(
+def train_vector(
     model: Any,
     tokenizer: Any,
     triples: Sequence[Triple],
     config: ProsvConfig,
     *,
-    concept: str = "",
+    log: Log | None = None,
     progress: bool = True,
 ) -> ProsvArtifact:
     """Train (alpha, v) on ``triples`` with the model frozen; hooks and grad flags are restored on every exit."""
@@ -258,48 +175,38 @@ def fit(
     hook = _AddAtMask(params)
     policy = parse_positions(config.positions)
     losses: list[float] = []
-    tracking = ExitStack()
-    run = tracking.enter_context(
-        wandb_run(
-            config.wandb_project,
-            {**asdict(config), "concept": concept, "width": width, "n_train": len(triples)},
-            directory=config.wandb_dir or cache_dir("wandb"),
-            job_type="prosv",
-        )
-    )
-    tracking.enter_context(frozen(model))
-    handle = decoder_layers(model)[layer].register_forward_hook(hook)
-    try:
-        bar = tqdm(total=total, desc=f"PrOSV {config.loss} {config.positions}", disable=not progress)
-        for _ in range(config.epochs):
-            order = torch.randperm(len(triples), generator=generator).tolist()
-            for start in range(0, len(order), batch_size):
-                chunk = [triples[i] for i in order[start : start + batch_size]]
-                with torch.enable_grad():
-                    loss = _step_loss(model, tokenizer, chunk, config, policy, hook)
-                    optimizer.zero_grad()
-                    loss.backward()
-                torch.nn.utils.clip_grad_norm_([params.vector], config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
-                bar.update()
-                factor = float(params.factor.detach())
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", factor=f"{factor:.1f}")
-                if run is not None:
-                    run.log({"loss": losses[-1], "factor": factor, "v_norm": float(params.vector.detach().norm())})
-        bar.close()
-    finally:
-        handle.remove()
-        tracking.close()
+    with frozen(model):
+        handle = decoder_layers(model)[layer].register_forward_hook(hook)
+        try:
+            bar = tqdm(total=total, desc=f"PrOSV {config.loss} {config.positions}", disable=not progress)
+            for _ in range(config.epochs):
+                order = torch.randperm(len(triples), generator=generator).tolist()
+                for start in range(0, len(order), batch_size):
+                    chunk = [triples[i] for i in order[start : start + batch_size]]
+                    with torch.enable_grad():
+                        loss = _step_loss(model, tokenizer, chunk, config, policy, hook)
+                        optimizer.zero_grad()
+                        loss.backward()
+                    torch.nn.utils.clip_grad_norm_([params.vector], config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    losses.append(float(loss.detach()))
+                    bar.update()
+                    factor = float(params.factor.detach())
+                    bar.set_postfix(loss=f"{losses[-1]:.3f}", factor=f"{factor:.1f}")
+                    if log is not None:
+                        log({"loss": losses[-1], "factor": factor, "v_norm": float(params.vector.detach().norm())})
+            bar.close()
+        finally:
+            handle.remove()
     steps_per_epoch = math.ceil(len(triples) / batch_size)
-    saved = {k: v for k, v in asdict(config).items() if not k.startswith("wandb")}
+    saved = config.training_settings()
     return ProsvArtifact(
         direction=params.vector.detach().cpu(),
         factor=float(params.factor.detach()),
         layer=layer,
         positions=config.positions,
-        concept=concept,
+        concept=config.concept,
         model_id=model_id(model),
         config={**saved, "batch_size": batch_size, "factor_lr": factor_lr, "vector_lr": vector_lr, "width": width},
         metrics={

@@ -104,7 +104,7 @@ def read_activations(
     return {layer: torch.einsum("bt,btd->bd", weights.double(), h.double()) for layer, h in hidden.items()}
 
 
-def fit(
+def fit_layers(
     model: Any,
     tokenizer: Any,
     data: Any,
@@ -116,7 +116,7 @@ def fit(
     system: str | None = None,
     progress: bool = True,
 ) -> dict[int, SteeringVector]:
-    """Fit one CAA vector per layer: mean over pairs of (positive - negative) activations."""
+    """One CAA vector per layer from one pass over the pairs: mean over pairs of (positive - negative)."""
     items = load_contrast_data(data)
     layer_list = [check_layer(model, layer) for layer in ([layers] if isinstance(layers, int) else layers)]
     if not layer_list:

@@ -1,0 +1,166 @@
+"""PSR, Prompt Steering Replacement (Heyman & Vandeputte, arXiv 2605.03907): a token-wise ReLU probe
+distilled from prompting.
+
+Per steered layer l: lambda_l(h) = ReLU(w_l.h + b_l); h' = h + alpha * lambda_l(h) * z_l, with w, b, z
+trained (z its own vector, Kaiming-uniform init, bound 1/sqrt(d)). S-PSR steers one layer, A-PSR
+several (all) layers trained jointly in one backward pass. Training data are triplets (x, x', y')
+(``psr_data``); the steered span is the last prompt token + the response, at training and inference
+(position policy ``prompt_and_generated_last``).
+
+Objectives (run on x y' with the probes on, alpha = the triplet's label, 1.0 without an attribute judge):
+  mse: sum over layers l >= first steered layer of ||A_l(x y'; probes) - A_l(x' y')||^2 over the span,
+       normalised by its value on the dev triplets before training (single-layer MSE thus covers the
+       steered layer and every later one; with probes at every layer each probe learns the local
+       difference left by the earlier ones).
+  ll:  -log p(y' | x) under the probes.
+  optional regulariser reg_weight * max(0, 1 - sum_i lambda_i) per sequence and layer.
+AdamW (lr 1e-3, weight decay 1e-6), linear decay to 0, no warmup; 15 epochs (mse) / 7 (ll) by default.
+
+Inference: the artifact's ``alpha`` is the calibrated strength (binary search to a coherence target
+with a pluggable judge; offline default judge: mean token log-likelihood of the output under the
+unsteered model, a proxy) or a fixed value. ``artifact.interventions(alpha=m)`` steers with
+m * artifact.alpha: m = 1.0 is "as calibrated"; m may be one value per batch row.
+
+    >>> config = PSRConfig(layers=[15], trait="Answer in a very happy tone.")
+    >>> fitted = psr.fit(model, tok, PSRData(prompts, config.trait), config)   # triplets, probes, alpha
+    >>> with steer(model, fitted.artifact, alpha=[0.5, 1.0]): model.generate(...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from saesteer.engines.protocol import DataContext, Fitted, Log, Method
+from saesteer.engines.psr.artifact import POSITIONS, PSRArtifact
+from saesteer.engines.psr.calibration import Calibration, calibrate, perplexity_judge, prompt_coherence
+from saesteer.engines.psr.config import PSRConfig
+from saesteer.engines.psr.data import (
+    Judge,
+    Triplet,
+    build_triplets,
+    concept_instruction,
+    load_prompts,
+    pair_batch,
+    steered_prompt,
+)
+from saesteer.engines.psr.metrics import probe_metrics
+from saesteer.engines.psr.probes import ProbeParams, run_probes
+from saesteer.engines.psr.training import PSRResult, split_triplets, train_probes
+from saesteer.errors import ConfigError
+
+__all__ = [
+    "METHOD",
+    "POSITIONS",
+    "Calibration",
+    "PSRArtifact",
+    "PSRConfig",
+    "PSRData",
+    "PSRResult",
+    "ProbeParams",
+    "Triplet",
+    "build_triplets",
+    "calibrate",
+    "concept_instruction",
+    "fit",
+    "load_data",
+    "load_prompts",
+    "pair_batch",
+    "perplexity_judge",
+    "probe_metrics",
+    "prompt_coherence",
+    "run_probes",
+    "split_triplets",
+    "steered_prompt",
+    "train_probes",
+]
+
+
+@dataclass
+class PSRData:
+    """Base prompts x and the instruction that makes x' = x + instruction (or ready triplets)."""
+
+    prompts: list[str]
+    instruction: str
+    triplets: list[Triplet] | None = None
+    judge: Judge | None = None  # coherence judge for the alpha search (default: the perplexity proxy)
+
+
+def load_data(config: PSRConfig, context: DataContext) -> PSRData:
+    """The base prompts of ``config.data`` and the trait (or concept) instruction."""
+    if config.data is None:
+        raise ConfigError("PSR needs base prompts. Fix: pass --data prompts.jsonl (or data: in the config).")
+    if config.trait is None and config.concept is None:
+        raise ConfigError("PSR needs a trait or a concept. Fix: pass --trait '...' or --concept '...'.")
+    instruction = config.trait if config.trait is not None else concept_instruction(str(config.concept))
+    return PSRData(load_prompts(config.data, config.n_prompts), instruction)
+
+
+def fit(
+    model: Any, tokenizer: Any, data: PSRData, config: PSRConfig, *, log: Log | None = None, progress: bool = True
+) -> Fitted:
+    """Prompts -> triplets -> probes -> alpha (``config.alpha``, else binary search on the dev prompts to
+    ``config.coherence_target``: a judge score, or "prompt" = the prompted responses' own coherence, TA@Cp)."""
+    from saesteer.store import data_hash
+
+    triplets = data.triplets or build_triplets(
+        model,
+        tokenizer,
+        data.prompts,
+        data.instruction,
+        max_new_tokens=config.max_new_tokens,
+        sample=config.sample,
+        seed=config.seed,
+        batch_size=max(config.batch_size, 8),
+        progress=progress,
+    )
+    train_set, dev = split_triplets(triplets, config.dev_fraction, config.seed)
+    result = train_probes(model, tokenizer, train_set, config, dev=dev, log=log, progress=progress)
+    result.artifact.config.update(
+        {
+            "instruction": data.instruction,
+            "n_prompts": len(data.prompts),
+            "max_new_tokens": config.max_new_tokens,
+            "sample": config.sample,
+        }
+    )
+    calibration = None
+    if config.alpha is not None:
+        result.artifact = replace(result.artifact, alpha=float(config.alpha))
+    elif dev:
+        judge = data.judge or perplexity_judge(model, tokenizer)
+        target = prompt_coherence(dev, judge) if config.coherence_target == "prompt" else float(config.coherence_target)
+        calibration = calibrate(
+            model,
+            tokenizer,
+            result.artifact,
+            [t.prompt for t in dev],
+            target=target,
+            judge=judge,
+            max_new_tokens=config.max_new_tokens,
+            progress=progress,
+        )
+        result.artifact = calibration.artifact
+    else:
+        raise ConfigError("Calibrating alpha needs dev prompts. Fix: set dev_fraction > 0 or pass alpha=.")
+    if log is not None:
+        log(
+            {k: v for k, v in result.artifact.metrics.items() if isinstance(v, (int, float))}
+            | {"alpha": result.artifact.alpha}
+        )
+    report = {"result": result, "calibration": calibration}
+    return Fitted(
+        result.artifact, report=report, data_hash=data_hash({"prompts": data.prompts, "instruction": data.instruction})
+    )
+
+
+METHOD = Method(
+    name="psr",
+    summary="PSR: token-wise ReLU probe distilled from prompting",
+    config=PSRConfig,
+    artifact=PSRArtifact,
+    fit=fit,
+    load_data=load_data,
+    example="saesteer train psr --model smollm2-135m-instruct --layers 15 --trait 'Answer happily.' "
+    "--data prompts.jsonl --store runs/store --name happy",
+)
