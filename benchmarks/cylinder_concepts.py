@@ -28,13 +28,13 @@ import torch
 
 from saesteer.analysis import cylinder as crh
 from saesteer.analysis.cylinder_labels import ConceptLatentLabeller
+from saesteer.analysis.cylinder_results import save_results
 from saesteer.analysis.cylinder_sweep import (
     ConceptRun,
     ProxyLabeller,
     SweepConfig,
     analyze_concept,
     load_concepts,
-    save_results,
     summarize,
 )
 from saesteer.eval.concept import concept_rating

@@ -3,7 +3,7 @@
 >>> concept, samples = load_axbench_samples(0)   # concept id 0 of the bundled AxBench sample
 >>> run = analyze_concept(model, tok, concept, samples, SweepConfig(layer=8), ProxyLabeller(model, tok))
 >>> run.labels.shape                              # (test samples, L steps, rho values); 1/2/3 labels
->>> summarize([run])["P1_holds"]                  # then save_results(...) for JSON, PNGs, store record
+>>> summarize([run])["P1_holds"]                  # then cylinder_results.save_results(...): JSON, PNGs, record
 
 Each sample is a question with a concept-bearing response and a concept-free one (the model's own
 greedy answer unless given). v_d = h_last("User: q\\nAssistant: with") - h_last("... without") at the
@@ -405,78 +405,6 @@ def summarize(runs: Sequence[ConceptRun], *, permutations: int = 200, seed: int 
     else:
         summary["P2"], summary["P2_holds"] = None, None  # too few steerable samples to fit the angle law
     return summary
-
-
-def run_record(run: ConceptRun) -> dict[str, Any]:
-    """JSON-ready per-concept result: angles, St, onset/collapse per rho and every labelled output."""
-    scales = np.asarray(run.lengths) / run.norm_u
-    onset = crh.penalty_delay(run.labels, scales, np.asarray(run.rhos), crh.CONCEPT)
-    collapse = crh.penalty_delay(run.labels, scales, np.asarray(run.rhos), crh.GIBBERISH)
-    return {
-        "concept": run.concept,
-        "norm_u": run.norm_u,
-        "scales": scales.tolist(),
-        "rhos": run.rhos,
-        "onset": vars(onset),
-        "collapse": vars(collapse),
-        "calibration": run.calibration,
-        "spiral_r2": crh.spiral_probe(run.v_d, run.steerability / scales.max()).r2 if len(run.questions) >= 3 else None,
-        "samples": [
-            {
-                "question": q,
-                "cos_theta": float(run.cos[i]),
-                "sin_theta": float(run.sin[i]),
-                "norm_v_d": float(run.v_d[i].norm()),
-                "steerability_over_u": float(run.steerability[i]),
-                "baseline": {"label": run.baseline_labels[i], "output": run.baseline_outputs[i]},
-                "labels": run.labels[i].tolist(),
-                "outputs": run.outputs[i],
-            }
-            for i, q in enumerate(run.questions)
-        ],
-    }
-
-
-def save_results(
-    runs: Sequence[ConceptRun],
-    summary: dict[str, Any],
-    config: SweepConfig,
-    out: Path,
-    *,
-    labeller: str,
-    model_name: str,
-    store: Any = None,
-    name: str = "cylinder",
-) -> dict[str, Path]:
-    """Write results.json, the plots and (when ``store`` is given) an ``eval_result`` record."""
-    from saesteer.analysis.cylinder_plots import plot_all
-
-    out.mkdir(parents=True, exist_ok=True)
-    settings = dict(vars(config))
-    payload: dict[str, Any] = {"model": model_name, "config": settings, "labeller": labeller, "summary": summary}
-    payload["concepts"] = [run_record(r) for r in runs]
-    paths = {"results": out / "results.json"}
-    paths["results"].write_text(json.dumps(payload, indent=1, default=float))
-    paths.update(
-        plot_all(runs, out, title=f"{model_name} layer {config.layer}, {config.positions} positions ({labeller})")
-    )
-    if store is not None:
-        tensors = {"labels": torch.as_tensor(np.concatenate([r.labels for r in runs]))}
-        for i, r in enumerate(runs):
-            tensors[f"u.{i}"], tensors[f"v_d.{i}"] = r.u.float(), r.v_d.float()
-        kept = ("P3", "steerable_fraction", "calibration_heldout_accuracy")
-        metrics = {k: v for k, v in summary.items() if k.endswith("_holds") or k in kept}
-        store.put(
-            "eval_result",
-            name,
-            tensors,
-            model_id=model_name,
-            layer=config.layer,
-            method="cylinder",
-            config={**settings, "concepts": [r.concept for r in runs], "labeller": labeller},
-            metrics=metrics,
-        )
-    return paths
 
 
 def load_concepts(concepts: str, data: str | Path | None = None) -> list[tuple[str, list[Sample]]]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from saesteer.analysis import cylinder as crh
+from saesteer.analysis.cylinder_results import save_results
 from saesteer.analysis.cylinder_sweep import (
     ProxyLabeller,
     Sample,
@@ -18,7 +19,6 @@ from saesteer.analysis.cylinder_sweep import (
     difference_vectors,
     load_axbench_samples,
     load_concepts,
-    save_results,
     steered_outputs,
     summarize,
 )
