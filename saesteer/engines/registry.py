@@ -1,12 +1,14 @@
 """The method registry: every method is looked up here by name (CLI, recipes, bench, store loading).
 
-Built-in methods are registered on first lookup, so ``import saesteer`` stays light. Add a method
-with ``register(Method(...))``; a second method of the same name is refused.
+Built-in methods are registered on first lookup, so ``import saesteer`` stays light, and so are the
+methods other packages declare as entry points of the group ``saesteer.methods`` (each naming a
+``Method``). Add a method with ``register(Method(...))``; another method of a taken name is refused.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 
 from saesteer.engines.protocol import Method
 from saesteer.errors import ConfigError
@@ -28,11 +30,22 @@ def _load_builtins() -> None:
     from saesteer.vectors import SteeringVector
 
     register_artifact("vector", SteeringVector)  # imported and plain vectors
+    for entry in entry_points(group="saesteer.methods"):
+        method = entry.load()
+        if not isinstance(method, Method):
+            raise ConfigError(
+                f"Entry point {entry.name!r} ({entry.value}) is a {type(method).__name__}, not a saesteer Method. "
+                "Fix: point the saesteer.methods entry point at a Method object."
+            )
+        register(method)
 
 
 def register(method: Method) -> Method:
-    """Add ``method`` to the registry (its artifact type too); duplicate names are refused."""
+    """Add ``method`` to the registry (its artifact type too); another method of a taken name is refused
+    (registering the same object again is a no-op)."""
     _load_builtins()
+    if _METHODS.get(method.name) is method:
+        return method
     if method.name in _METHODS:
         raise ConfigError(
             f"A method named {method.name!r} is already registered. Fix: choose another name for your method."
