@@ -32,7 +32,7 @@ from typing import Any
 
 from saesteer.data import read_rows, sample_path
 from saesteer.engines import prosv
-from saesteer.engines.prosv_data import load_triples
+from saesteer.engines.prosv.data import load_triples
 from saesteer.eval.concept import concept_rating
 from saesteer.eval.concept_detector import ConceptDetector, fit_concept_detector
 from saesteer.eval.fluency import perplexity
@@ -103,6 +103,7 @@ def run_concept(model: Any, tokenizer: Any, row: dict[str, Any], prompts: list[s
     for name, positions in (("prosv", "f2+l2"), ("fssv", "all")):
         config = prosv.ProsvConfig(
             layer=args.layer,
+            concept=concept,
             positions=positions,
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -112,7 +113,7 @@ def run_concept(model: Any, tokenizer: Any, row: dict[str, Any], prompts: list[s
             vector_init=args.vector_init,
         )
         start = time.time()
-        artifact = prosv.fit(model, tokenizer, triples, config, concept=concept)
+        artifact = prosv.train_vector(model, tokenizer, triples, config)
         multipliers = [1.0] if name == "prosv" else list(FSSV_MULTIPLIERS)
         rows = [p for _ in multipliers for p in prompts]
         alphas = [m for m in multipliers for _ in prompts]

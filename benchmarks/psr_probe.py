@@ -31,7 +31,8 @@ from statistics import mean
 import torch
 
 from saesteer.data import sample_path
-from saesteer.engines import psr, psr_data
+from saesteer.engines import psr
+from saesteer.engines.psr import data as psr_data
 from saesteer.eval.scorers import distinct_n, sentiment
 from saesteer.generation import generate
 from saesteer.models import load_model
@@ -59,7 +60,7 @@ def run_variant(name: str, layers: list[int], args: argparse.Namespace, data: di
         seed=args.seed,
     )
     start = time.time()
-    result = psr.fit(model, tokenizer, data["train"], config, dev=data["dev"])
+    result = psr.train_probes(model, tokenizer, data["train"], config, dev=data["dev"])
     fit_s = time.time() - start
     _, constant = psr.probe_metrics(model, tokenizer, result.artifact, data["train"])
     held_out, _ = psr.probe_metrics(model, tokenizer, result.artifact, data["test"], constant=constant)
@@ -77,8 +78,8 @@ def run_variant(name: str, layers: list[int], args: argparse.Namespace, data: di
     artifact = calibration.artifact
     with tempfile.TemporaryDirectory() as tmp:  # the stored artifact is what gets applied
         store = Store(tmp)
-        psr.save(store, name, artifact)
-        loaded = psr.load(store, name, model)
+        store.save(name, artifact)
+        loaded = store.load(name, model)
         prompts = [t.prompt for t in data["test"]]
         texts = generate(
             model, tokenizer, prompts, steering=loaded, alpha=1.0, max_new_tokens=args.max_new_tokens, batch_size=8

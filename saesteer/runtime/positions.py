@@ -139,7 +139,37 @@ class GeneratedOnly:
         return torch.zeros_like(prompt.valid)
 
 
-PositionPolicy = AllTokens | AfterInstruction | LastPromptAndGenerated | PromptPrefixSuffix | PromptOnly | GeneratedOnly
+@dataclass(frozen=True, eq=False)
+class ExplicitMask:
+    """Training forwards: exactly the (B, T) positions the caller marks True (padding excluded), for one
+    forward of whole sequences with ``use_cache=False``; it is prompt-only, so decode steps are never touched.
+
+    >>> with steer(model, Intervention(layer, operator, ExplicitMask(batch_mask))):
+    ...     logits = model(**batch, use_cache=False).logits
+    """
+
+    mask: Tensor
+    name: str = "explicit_mask"
+    steers_generated: bool = False
+
+    def prompt_mask(self, prompt: PromptInfo) -> Tensor:
+        if tuple(self.mask.shape) != tuple(prompt.valid.shape):
+            raise ConfigError(
+                f"The explicit position mask has shape {tuple(self.mask.shape)} but the forward's tokens are "
+                f"{tuple(prompt.valid.shape)}. Fix: build the mask for this batch, (batch, sequence length)."
+            )
+        return self.mask.to(device=prompt.valid.device, dtype=torch.bool) & prompt.valid
+
+
+PositionPolicy = (
+    AllTokens
+    | AfterInstruction
+    | LastPromptAndGenerated
+    | PromptPrefixSuffix
+    | PromptOnly
+    | GeneratedOnly
+    | ExplicitMask
+)
 
 _BY_NAME: dict[str, PositionPolicy] = {
     "all": AllTokens(),
@@ -147,8 +177,10 @@ _BY_NAME: dict[str, PositionPolicy] = {
     "prompt_and_generated_last": LastPromptAndGenerated(),
     "generated": GeneratedOnly(),
     "prompt": PromptOnly(),
+    "fssv": AllTokens(),  # PrOSV's name for its full-sequence baseline
 }
-_PREFIX_SUFFIX = re.compile(r"^(?:prompt_prefix_suffix\((\d+),\s*(\d+)\)|f(\d+)\+l(\d+))$")
+_PREFIX_SUFFIX = re.compile(r"^prompt_prefix_suffix\((\d+),(\d+)\)$")
+_SHORT_PREFIX_SUFFIX = re.compile(r"^(?:f(\d+)(?:\+l(\d+))?|l(\d+))$", re.IGNORECASE)
 
 
 def prompt_prefix_suffix(p: int = 2, s: int = 2) -> PromptPrefixSuffix:
@@ -156,17 +188,20 @@ def prompt_prefix_suffix(p: int = 2, s: int = 2) -> PromptPrefixSuffix:
 
 
 def parse_positions(spec: str | PositionPolicy) -> PositionPolicy:
-    """Accept a policy object or a name: all, after_prompt, prompt_and_generated_last, generated, prompt,
-    prompt_prefix_suffix(p,s) or its short form f{p}+l{s}."""
+    """Accept a policy object or a name: all (or fssv), after_prompt, prompt_and_generated_last, generated,
+    prompt, prompt_prefix_suffix(p,s) or its short forms f{p}+l{s}, f{p} (s = 0) and l{s} (p = 0)."""
     if not isinstance(spec, str):
         return spec
-    if spec in _BY_NAME:
-        return _BY_NAME[spec]
-    match = _PREFIX_SUFFIX.match(spec.replace(" ", ""))
-    if match:
-        p, s = (int(x) for x in (match.group(1) or match.group(3), match.group(2) or match.group(4)))
-        return PromptPrefixSuffix(prefix=p, suffix=s)
+    text = spec.replace(" ", "")
+    if text.lower() in _BY_NAME:
+        return _BY_NAME[text.lower()]
+    long, short = _PREFIX_SUFFIX.match(text), _SHORT_PREFIX_SUFFIX.match(text)
+    if long:
+        return PromptPrefixSuffix(prefix=int(long.group(1)), suffix=int(long.group(2)))
+    if short:
+        prefix, suffix, alone = short.groups()
+        return PromptPrefixSuffix(prefix=int(prefix or 0), suffix=int(suffix or alone or 0))
     raise ConfigError(
         f"Unknown position policy {spec!r}. Fix: use one of {', '.join(_BY_NAME)}, "
-        "prompt_prefix_suffix(p,s) or f{p}+l{s}."
+        "prompt_prefix_suffix(p,s), f{p}+l{s}, f{p} or l{s}."
     )

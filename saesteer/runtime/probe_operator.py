@@ -2,7 +2,7 @@
 
 The gate is read from the token's own (pre-edit) hidden state, so tokens where the probe is silent
 (w.h + b <= 0) are left exactly unchanged. ``alpha`` is a scalar or one value per batch row, like
-``AddVector``.
+``AddVector``. Training uses ``trainable.TrainableProbe`` (same gate, live parameters).
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ from saesteer.runtime.operators import as_alpha, check_finite
 
 
 def probe_gate(hidden: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    """lambda(h) = ReLU(h . w + b), shape (..., ) from hidden (..., d); differentiable."""
+    """lambda(h) = ReLU(h . w + b), shape (..., ) from hidden (..., d); differentiable (training shares it)."""
     return torch.relu(hidden @ w + b)
-
-
-def probe_delta(hidden: Tensor, w: Tensor, b: Tensor, z: Tensor) -> Tensor:
-    """lambda(h) * z, shape like hidden; differentiable (the training and inference edit share it)."""
-    return probe_gate(hidden, w, b)[..., None] * z
 
 
 @dataclass
@@ -83,7 +78,7 @@ class GatedProbe:
 
     def apply(self, hidden: Tensor, mask: Tensor | None) -> Tensor:
         w, b, z, alpha = self._cast(hidden.dtype, hidden.device)
-        edited = hidden + alpha * probe_delta(hidden, w, b, z)
+        edited = hidden + alpha * (probe_gate(hidden, w, b)[..., None] * z)
         if mask is None:
             return edited
         return torch.where(mask[..., None], edited, hidden)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from saesteer.errors import ConfigError, VectorError
 from saesteer.models.layers import check_layer, context_length, decoder_layers, hidden_size
+from saesteer.runtime.hooks import hidden_of, with_hidden
 from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.operators import AddVector, as_vectors
 from saesteer.runtime.positions import PositionPolicy
@@ -83,9 +84,7 @@ def _edit(tracker: StepTracker, items: list[Intervention], hidden: Tensor) -> Te
 
 def _output_hook(tracker: StepTracker, items: list[Intervention]) -> Any:
     def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        if isinstance(output, tuple):  # transformers 4.x decoder layers return a tuple
-            return (_edit(tracker, items, output[0]), *output[1:])
-        return _edit(tracker, items, output)
+        return with_hidden(output, _edit(tracker, items, hidden_of(output)))
 
     return hook
 

@@ -11,8 +11,16 @@ import torch
 from saesteer.data import read_rows, sample_path
 from saesteer.data.examples import encode_examples
 from saesteer.engines import prosv
-from saesteer.engines.prosv import ProsvArtifact, ProsvConfig, ProsvParameters
-from saesteer.engines.prosv_data import Triple, build_triples, fill_neutral, load_triples
+from saesteer.engines.prosv import ProsvArtifact, ProsvConfig
+from saesteer.engines.prosv.data import Triple, build_triples, fill_neutral, load_triples
+from saesteer.engines.prosv.training import (
+    ProsvParameters,
+    lang_loss,
+    scaled_simpo_loss,
+    sequence_logps,
+    training_mask,
+)
+from saesteer.engines.training import parse_config
 from saesteer.errors import ConfigError, DataError, LayerError, VectorError
 from saesteer.generation import generate
 from saesteer.models.layers import decoder_layers
@@ -46,7 +54,7 @@ def test_parameter_groups_follow_the_width_scaling_rule(width, loss):
     bound, vector = 8.0 / math.sqrt(width), params.vector.detach()  # v0 ~ U(-lambda/sqrt(n), lambda/sqrt(n))
     assert float(vector.abs().max()) <= bound and float(vector.abs().max()) > 0.95 * bound
     assert float(vector.std()) == pytest.approx(bound / math.sqrt(3), rel=0.1)
-    rms = float(params.delta().detach().pow(2).mean().sqrt())  # alpha0 * v0 is Theta(1) per coordinate
+    rms = float((params.factor * params.vector).detach().pow(2).mean().sqrt())  # alpha0 * v0: Theta(1) per coord
     assert rms == pytest.approx(4.0 * 8.0 / math.sqrt(3), rel=0.1)
 
 
@@ -62,16 +70,33 @@ def test_learning_rate_decays_linearly_to_zero_without_warmup():
     assert seen == pytest.approx([5.0, 3.75, 2.5, 1.25]) and optimizer.param_groups[1]["lr"] == 0.0
 
 
-@pytest.mark.parametrize(("spec", "canonical"), [("f2+l2", "f2+l2"), ("f4", "f4+l0"), ("l3", "f0+l3"), ("all", "all")])
-def test_position_specs(spec, canonical):
-    assert prosv.canonical_positions(spec) == canonical
-    assert ProsvConfig(layer=0, positions=spec).positions == canonical
+@pytest.mark.parametrize(
+    ("spec", "stored", "prefix", "suffix"),
+    [
+        ("f2+l2", "f2+l2", 2, 2),
+        ("F2 + L2", "f2+l2", 2, 2),
+        ("f4", "f4+l0", 4, 0),
+        ("f4+l0", "f4+l0", 4, 0),
+        ("l3", "f0+l3", 0, 3),
+        ("prompt_prefix_suffix(1, 5)", "f1+l5", 1, 5),
+        ("all", "all", None, None),
+        ("fssv", "all", None, None),
+    ],
+)
+def test_position_specs_are_the_runtimes_grammar_stored_as_before(spec, stored, prefix, suffix):
+    config = ProsvConfig(layer=0, positions=spec)
+    assert config.positions == stored  # the strings older records hold, so they still load
+    policy = parse_positions(stored)
+    if prefix is None:
+        assert policy.name == "all" and parse_positions(spec) == policy
+    else:
+        assert policy == parse_positions(spec) == PromptPrefixSuffix(prefix, suffix)
 
 
-@pytest.mark.parametrize("spec", ["f0+l2", "f2+l0", "f-1+l2", "f2+f3", "first2", "", "f2+l2+x"])
+@pytest.mark.parametrize("spec", ["f0+l0", "f0", "f-1+l2", "f2+f3", "first2", "", "f2+l2+x", "after_prompt"])
 def test_bad_position_specs_are_config_errors(spec):
-    with pytest.raises(ConfigError, match="Fix:"):
-        ProsvConfig(layer=0, positions=spec)
+    with pytest.raises(ConfigError, match=r"positions.*Fix:"):
+        parse_config(prosv.METHOD, {"layer": 0, "positions": spec})
 
 
 @pytest.mark.parametrize(
@@ -83,11 +108,12 @@ def test_bad_position_specs_are_config_errors(spec):
         {"factor_lr": 0.0},
         {"vector_init": -1.0},
         {"max_response_tokens": 0},
+        {"concpet": "typo"},
     ],
 )
 def test_bad_configs_are_config_errors(bad):
     with pytest.raises(ConfigError, match="Fix:"):
-        ProsvConfig(layer=0, **bad)
+        parse_config(prosv.METHOD, {"layer": 0, **bad})
 
 
 @pytest.mark.parametrize(("length", "expected"), [(1, [0]), (3, [0, 1, 2]), (4, [0, 1, 2, 3]), (7, [0, 1, 5, 6])])
@@ -104,14 +130,14 @@ def test_training_touches_only_the_chosen_prompt_positions(smollm2):
         tokenizer, ["Hi", "Explain tax law in one line."], ["Hello there.", "No."], max_response_tokens=8
     )
     prompt_lengths = batch.prompt.sum(dim=1).tolist()
-    mask = prosv.training_mask(parse_positions("f2+l2"), batch)
+    mask = training_mask(parse_positions("f2+l2"), batch)
     for row, length in enumerate(prompt_lengths):
         assert mask[row].nonzero().flatten().tolist() == [0, 1, length - 2, length - 1]
     assert not bool((mask & batch.response).any())
     labelled = batch.labels != -100
     assert torch.equal(labelled, batch.response)  # the loss sees response tokens only
     assert batch.labels[0][labelled[0]].tolist()[-1] == tokenizer.eos_token_id  # uncut responses end with eos
-    full = prosv.training_mask(parse_positions("all"), batch)
+    full = training_mask(parse_positions("all"), batch)
     assert torch.equal(full, batch.prompt | batch.response)
 
 
@@ -120,15 +146,15 @@ def test_losses_match_their_definitions():
     labels = torch.tensor([[-100, -100, 3, 4, -100], [-100, 1, 2, 6, 0]])
     picked = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None])[..., 0]
     keep = labels[:, 1:] != -100
-    assert float(prosv.lang_loss(logits, labels)) == pytest.approx(float(-picked[keep].mean()), rel=1e-5)
-    sums, lengths = prosv.sequence_logps(logits, labels)
+    assert float(lang_loss(logits, labels)) == pytest.approx(float(-picked[keep].mean()), rel=1e-5)
+    sums, lengths = sequence_logps(logits, labels)
     assert lengths.tolist() == [2, 4] and torch.allclose(sums, (picked * keep).sum(dim=1))
     win, lose = torch.tensor([-4.0, -9.0]), torch.tensor([-6.0, -3.0])
     ref_win, ref_lose = torch.tensor([-10.0, -2.0]), torch.tensor([-4.0, -3.0])
     lw, ll = torch.tensor([2, 3]), torch.tensor([3, 1])
     weight = torch.tensor([6.0, 1.0])  # max(ref_lose - ref_win, 1)
     expected = -torch.nn.functional.logsigmoid(weight / lw * win - lose / ll).mean()
-    assert float(prosv.scaled_simpo_loss(win, lose, ref_win, ref_lose, lw, ll)) == pytest.approx(float(expected))
+    assert float(scaled_simpo_loss(win, lose, ref_win, ref_lose, lw, ll)) == pytest.approx(float(expected))
 
 
 def _artifact(width: int = 576, positions: str = "f2+l2", seed: int = 0) -> ProsvArtifact:
@@ -181,11 +207,57 @@ def test_alpha_multiplies_the_trained_factor():
     assert float(same.operator.alpha) == 40.0 and str(same.positions.name) == "prompt_prefix_suffix"
 
 
+def _old_hook_step(model, tokenizer, params, chunk, config):
+    """Reference: the loss of one lang step with the pre-runtime hand-written hook (output + mask * alpha * v)."""
+    batch = encode_examples(
+        tokenizer, [t.instruction for t in chunk], [t.concept_response for t in chunk], max_response_tokens=8
+    )
+    mask = training_mask(parse_positions(config.positions), batch)
+
+    def hook(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        edited = hidden + mask[..., None].to(hidden.dtype) * (params.factor * params.vector).to(hidden.dtype)
+        return (edited, *output[1:]) if isinstance(output, tuple) else edited
+
+    handle = decoder_layers(model)[config.layer].register_forward_hook(hook)
+    try:
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    finally:
+        handle.remove()
+    return lang_loss(logits, batch.labels)
+
+
+@pytest.mark.parametrize("positions", ["f2+l2", "all"])
+def test_a_step_through_the_runtime_equals_the_hand_written_hook(smollm2, positions):
+    from saesteer.engines.prosv.training import _step_loss
+    from saesteer.runtime.trainable import TrainableAdd
+
+    model, tokenizer = smollm2
+    config = ProsvConfig(layer=10, max_response_tokens=8, positions=positions)
+    chunk = _triples(3)
+    grads = []
+    for run in ("runtime", "hook"):
+        params = ProsvParameters(576, config, torch.Generator().manual_seed(0))
+        with torch.enable_grad():
+            if run == "runtime":
+                add = TrainableAdd(params.vector, params.factor)
+                loss = _step_loss(model, tokenizer, chunk, config, parse_positions(positions), add)
+            else:
+                loss = _old_hook_step(model, tokenizer, params, chunk, config)
+            loss.backward()
+        grads.append((loss.detach(), params.factor.grad, params.vector.grad))
+    assert float(grads[0][2].abs().max()) > 0  # gradients reach v through the runtime's hook
+    for new, old in zip(grads[0], grads[1], strict=True):
+        assert torch.equal(new, old)  # same arithmetic: recorded PrOSV numbers reproduce
+
+
 def test_fit_lang_saves_loads_and_steers_through_the_runtime(smollm2, tmp_path):
     model, tokenizer = smollm2
-    config = ProsvConfig(layer=10, epochs=2, batch_size=2, max_response_tokens=8, seed=1)
+    config = ProsvConfig(layer=10, epochs=2, batch_size=2, max_response_tokens=8, seed=1, concept=CPP)
     hooks = hook_count(model)
-    artifact = prosv.fit(model, tokenizer, _triples(2), config, concept=CPP, progress=False)
+    logged = []
+    fitted = prosv.fit(model, tokenizer, _triples(2), config, log=logged.append, progress=False)
+    artifact = fitted.artifact
     assert hook_count(model) == hooks and not any(p.requires_grad for p in model.parameters())
     init = ProsvParameters(576, config, torch.Generator().manual_seed(1))
     assert artifact.factor != pytest.approx(float(init.factor.detach())) and not torch.allclose(
@@ -193,14 +265,17 @@ def test_fit_lang_saves_loads_and_steers_through_the_runtime(smollm2, tmp_path):
     )
     assert artifact.metrics["loss_last_epoch"] < artifact.metrics["loss_first_step"]
     assert artifact.config["vector_lr"] == pytest.approx(8e-2) and artifact.config["factor_lr"] == pytest.approx(5.0)
+    assert len(logged) == 2 and set(logged[0]) == {"loss", "factor", "v_norm"}  # one row per step
+    assert logged[0]["loss"] == artifact.metrics["loss_first_step"] and logged[-1]["factor"] == artifact.factor
+    assert fitted.report == artifact.metrics and fitted.data_hash
 
     store = Store(tmp_path / "store")
-    prosv.save(store, "cpp", artifact)
-    loaded = prosv.load(store, "cpp", model)
+    store.save("cpp", artifact)
+    loaded = store.load("cpp", model)
+    assert isinstance(loaded, ProsvArtifact)
     assert loaded.factor == artifact.factor and torch.equal(loaded.direction, artifact.direction)
     assert loaded.positions == "f2+l2" and loaded.concept == CPP and loaded.layer == 10
-    generic = store.load_vector("cpp")  # the generic loader steers as trained: alpha * v at the stored positions
-    assert torch.allclose(generic.vector, artifact.vector) and generic.positions == "f2+l2"
+    assert torch.equal(loaded.vector, artifact.vector) and loaded.config["vector_lr"] == artifact.config["vector_lr"]
 
     prompts = ["Tell me about your weekend.", "Tell me about your weekend."]
     plain = generate(model, tokenizer, prompts[:1], max_new_tokens=8)[0]
@@ -213,7 +288,7 @@ def test_fit_simpo_with_model_written_neutral_responses(smollm2):
     triples = fill_neutral(model, tokenizer, _triples(2), max_new_tokens=6)
     assert all(t.neutral_response for t in triples)
     config = ProsvConfig(layer=10, loss="simpo", epochs=1, max_response_tokens=10)
-    artifact = prosv.fit(model, tokenizer, triples, config, progress=False)
+    artifact = prosv.train_vector(model, tokenizer, triples, config, progress=False)
     assert artifact.config["batch_size"] == 6 and artifact.config["factor_lr"] == pytest.approx(10.0)
     assert math.isfinite(artifact.metrics["loss_first_step"]) and artifact.factor != pytest.approx(96.0)
 
@@ -221,27 +296,25 @@ def test_fit_simpo_with_model_written_neutral_responses(smollm2):
 def test_fit_errors(smollm2):
     model, tokenizer = smollm2
     with pytest.raises(LayerError, match="Fix:"):
-        prosv.fit(model, tokenizer, _triples(1), ProsvConfig(layer=30), progress=False)
+        prosv.train_vector(model, tokenizer, _triples(1), ProsvConfig(layer=30), progress=False)
     with pytest.raises(DataError, match="fill_neutral"):
-        prosv.fit(model, tokenizer, _triples(1), ProsvConfig(layer=10, loss="simpo"), progress=False)
+        prosv.train_vector(model, tokenizer, _triples(1), ProsvConfig(layer=10, loss="simpo"), progress=False)
     with pytest.raises(DataError, match="Fix:"):
         prosv.fit(model, tokenizer, [], ProsvConfig(layer=10), progress=False)
 
 
-def test_load_checks_method_width_and_layer(smollm2, tmp_path):
+def test_load_checks_width_and_layer(smollm2, tmp_path):
     model, _ = smollm2
     store = Store(tmp_path / "store")
-    prosv.save(store, "narrow", _artifact(width=8))
+    store.save("narrow", _artifact(width=8))
     with pytest.raises(VectorError, match=r"width 8 .* 576\. Fix:"):
-        prosv.load(store, "narrow", model)
+        store.load("narrow", model)
     deep = _artifact()
     deep.layer = 40
-    prosv.save(store, "deep", deep)
+    store.save("deep", deep)
     with pytest.raises(LayerError, match="Fix:"):
-        prosv.load(store, "deep", model)
-    store.put("vector", "other", {"vector": torch.ones(576)}, method="caa", layer=3)
-    with pytest.raises(ConfigError, match="not a PrOSV artifact"):
-        prosv.load(store, "other")
+        store.load("deep", model)
+    assert store.load("deep").layer == 40  # without a model nothing is checked
 
 
 def test_data_files(tmp_path):

@@ -9,12 +9,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from saesteer.engines import psr, psr_data
-from saesteer.engines.psr_data import Triplet
+from saesteer.engines import psr
+from saesteer.engines.psr import data as psr_data
+from saesteer.engines.psr import probes
+from saesteer.engines.psr.data import Triplet
+from saesteer.engines.training import parse_config
 from saesteer.errors import ConfigError, DataError, LayerError, VectorError
+from saesteer.models.layers import decoder_layers
 from saesteer.runtime import steer
 from saesteer.store import Store
-from tests.conftest import chat_batch
+from tests.conftest import chat_batch, hook_count
 
 TRAIT = "Answer in a very happy, enthusiastic tone."
 
@@ -62,7 +66,9 @@ def test_triplets_hold_the_steered_prompt_and_the_models_answer(smollm2, triplet
 def test_mse_training_lowers_the_normalised_loss_and_reports_metrics(smollm2, triplets):
     model, tokenizer = smollm2
     config = psr.PSRConfig(layers=[28], epochs=2, lr=1e-3, batch_size=2, reg_weight=0.1)
-    result = psr.fit(model, tokenizer, triplets, config, dev=triplets, progress=False)
+    logged = []
+    result = psr.train_probes(model, tokenizer, triplets, config, dev=triplets, log=logged.append, progress=False)
+    assert logged == result.history[1:]  # one row per epoch
     losses = [row["dev_loss"] for row in result.history]
     assert losses[0] == pytest.approx(1.0)  # normalised by its initial dev value
     assert losses[-1] < losses[0]  # gradients reach w, b, z through the downstream layers
@@ -75,7 +81,7 @@ def test_mse_training_lowers_the_normalised_loss_and_reports_metrics(smollm2, tr
 def test_ll_training_lowers_the_response_nll_with_two_layers(smollm2, triplets):
     model, tokenizer = smollm2
     config = psr.PSRConfig(layers=[28, 29], objective="ll", epochs=2, lr=1e-3, batch_size=2)
-    result = psr.fit(model, tokenizer, triplets, config, dev=triplets, progress=False)
+    result = psr.train_probes(model, tokenizer, triplets, config, dev=triplets, progress=False)
     assert result.artifact.variant == "A"
     assert result.history[-1]["dev_loss"] < result.history[0]["dev_loss"]
 
@@ -83,11 +89,13 @@ def test_ll_training_lowers_the_response_nll_with_two_layers(smollm2, triplets):
 def test_bad_configs_fail_with_a_fix(smollm2, triplets):
     model, tokenizer = smollm2
     with pytest.raises(LayerError, match="Fix:"):
-        psr.fit(model, tokenizer, triplets, psr.PSRConfig(layers=[40]), progress=False)
+        psr.train_probes(model, tokenizer, triplets, psr.PSRConfig(layers=[40]), progress=False)
     with pytest.raises(ConfigError, match="Fix:"):
-        psr.PSRConfig(layers=[3], objective="kl")  # type: ignore[arg-type]
+        parse_config(psr.METHOD, {"layers": [3], "objective": "kl"})
     with pytest.raises(ConfigError, match="Fix:"):
-        psr.PSRConfig(layers=[])
+        parse_config(psr.METHOD, {"layers": []})
+    with pytest.raises(ConfigError, match="trait or concept"):
+        parse_config(psr.METHOD, {"layers": [3], "trait": "Be happy.", "concept": "cats"})
 
 
 def test_alpha_search_finds_the_largest_alpha_meeting_the_target(smollm2, monkeypatch):
@@ -112,8 +120,9 @@ def test_store_roundtrip_applies_the_same_edit_and_rejects_bad_records(smollm2, 
     w, z = torch.randn(576, generator=g) / 24, torch.randn(576, generator=g)
     artifact = psr.PSRArtifact({12: (w, torch.tensor(3.0), z)}, alpha=1.7, model_id="smollm2-135m-instruct")
     store = Store(tmp_path)
-    psr.save(store, "happy", artifact)
-    loaded = psr.load(store, "happy", model)
+    store.save("happy", artifact)
+    loaded = store.load("happy", model)
+    assert isinstance(loaded, psr.PSRArtifact)
     assert loaded.alpha == 1.7 and loaded.layers == [12] and torch.equal(loaded.probes[12][2], z)
     batch = chat_batch(tokenizer, ["How was your weekend?"])
     logits = []
@@ -122,11 +131,11 @@ def test_store_roundtrip_applies_the_same_edit_and_rejects_bad_records(smollm2, 
             logits.append(model(**batch).logits[:, -1])
     torch.testing.assert_close(logits[0], logits[1])
     with pytest.raises(VectorError, match="hidden size"):
-        psr.load(store, "happy", SimpleNamespace(config=SimpleNamespace(hidden_size=64)))
+        store.load("happy", SimpleNamespace(config=SimpleNamespace(hidden_size=64)))
     bad = {"3.w": torch.full((576,), float("nan")), "3.b": torch.zeros(1), "3.z": torch.ones(576)}
     store.put("probe", "nan", bad, method="psr", config={"layers": [3], "alpha": 1.0})
     with pytest.raises(VectorError, match="NaN"):
-        psr.load(store, "nan")
+        store.load("nan")
     store.put(
         "probe",
         "far",
@@ -135,4 +144,86 @@ def test_store_roundtrip_applies_the_same_edit_and_rejects_bad_records(smollm2, 
         config={"layers": [45], "alpha": 1.0},
     )
     with pytest.raises(LayerError, match="Fix:"):
-        psr.load(store, "far", model)
+        store.load("far", model)
+
+
+def _old_hook_forward(model, params, batch, read, logits):
+    """Reference: the pre-runtime hand-written PSR hooks (edit at probe layers, record, stop after the last)."""
+    out, pre, gate = {}, {}, {}
+    wanted = sorted(set(read) | set(params.layers))
+
+    class Stop(Exception):
+        pass
+
+    def make(index):
+        def hook(module, args, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            if index in params.layers:
+                w, b, z = params.probe(index)
+                gate[index] = torch.relu(hidden @ w + b)
+                pre[index] = hidden
+                strength = batch.strength.to(hidden.dtype)[:, None, None] * batch.span[..., None]
+                hidden = hidden + strength * gate[index][..., None] * z
+            out[index] = hidden
+            if not logits and index == wanted[-1]:
+                raise Stop
+            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+        return hook
+
+    blocks = decoder_layers(model)
+    handles = [blocks[index].register_forward_hook(make(index)) for index in wanted]
+    found = None
+    try:
+        found = model(**batch.inputs, use_cache=False).logits
+    except Stop:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, pre, gate, found
+
+
+@pytest.mark.parametrize("logits", [False, True])
+def test_probes_through_the_runtime_equal_the_hand_written_hooks(smollm2, logits):
+    model, tokenizer = smollm2
+    ids = tuple(tokenizer(" Wonderful, what a great day!", add_special_tokens=False)["input_ids"])
+    rows = [Triplet("Hi?", "x", ids, "", 1.0), Triplet("How are you doing today?", "x", ids[:3], "", 0.6)]
+    batch = psr_data.pair_batch(tokenizer, rows, steered=False)
+    results = []
+    for run in ("runtime", "hooks"):
+        params = probes.ProbeParams([25, 27], 576, torch.Generator().manual_seed(0))
+        if run == "runtime":
+            hooks = hook_count(model)
+            trace, found = probes.run_probes(model, params, batch, [25, 26, 28], logits=logits)
+            assert hook_count(model) == hooks
+            out, pre, gate = trace.out, trace.pre, trace.gate
+        else:
+            out, pre, gate, found = _old_hook_forward(model, params, batch, [25, 26, 28], logits)
+        assert sorted(out) == [25, 26, 27, 28] and sorted(pre) == sorted(gate) == [25, 27]
+        loss = sum(out[layer][batch.span].pow(2).sum() for layer in out) + sum(g.sum() for g in gate.values())
+        if logits:
+            loss = loss + found.logsumexp(-1).sum()
+        else:
+            assert found is None  # the forward stopped after layer 28
+        loss.backward()
+        results.append([loss.detach(), *(pre[25], gate[27]), params.w.grad, params.b.grad, params.z.grad])
+    assert float(results[0][-1].abs().max()) > 0
+    for new, old in zip(*results, strict=True):
+        assert torch.equal(new.detach(), old.detach())  # same arithmetic: recorded PSR numbers reproduce
+
+
+def test_fit_trains_then_sets_alpha_by_calibration_or_config(smollm2, triplets):
+    model, tokenizer = smollm2
+    config = psr.PSRConfig(layers=[28], epochs=1, batch_size=2, max_new_tokens=3, trait=TRAIT)
+    judge = lambda prompts, texts: [0.0] * len(texts)  # noqa: E731  every alpha is coherent enough
+    data = psr.PSRData([t.prompt for t in triplets], TRAIT, triplets=triplets, judge=judge)
+    logged = []
+    fitted = psr.fit(model, tokenizer, data, config, log=logged.append, progress=False)
+    calibration = fitted.report["calibration"]
+    assert calibration.reached and fitted.artifact.alpha == 8.0 and calibration.history == [(8.0, 0.0)]
+    assert fitted.artifact.config["instruction"] == TRAIT and fitted.report["result"].artifact is fitted.artifact
+    assert logged[-1]["alpha"] == 8.0 and "train_loss" in logged[0] and fitted.data_hash
+    fixed = psr.fit(model, tokenizer, data, config.model_copy(update={"alpha": 0.5}), progress=False)
+    assert fixed.artifact.alpha == 0.5 and fixed.report["calibration"] is None
+    torch.testing.assert_close(fixed.artifact.probes[28][2], fitted.artifact.probes[28][2])  # same seed, same probes

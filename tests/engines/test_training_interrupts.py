@@ -7,8 +7,10 @@ import torch
 
 from saesteer.data import sample_path
 from saesteer.engines import prosv, psr
-from saesteer.engines.prosv_data import load_triples
-from saesteer.engines.psr_data import Triplet
+from saesteer.engines.prosv import training as prosv_training
+from saesteer.engines.prosv.data import load_triples
+from saesteer.engines.psr import training as psr_training
+from saesteer.engines.psr.data import Triplet
 from tests.conftest import chat_batch, hook_count
 
 
@@ -49,7 +51,7 @@ def reference_logits(smollm2):
 def test_prosv_training_interrupted_mid_run(smollm2, reference_logits, monkeypatch, error):
     model, tokenizer = smollm2
     triples = load_triples(sample_path("axbench/train.jsonl"), concept_id=2, limit=4)
-    monkeypatch.setattr(prosv, "_step_loss", _interrupt_on_call(prosv._step_loss, 2, error))
+    monkeypatch.setattr(prosv_training, "_step_loss", _interrupt_on_call(prosv_training._step_loss, 2, error))
     config = prosv.ProsvConfig(layer=10, epochs=1, batch_size=2, max_response_tokens=8)
     flags = [p.requires_grad for p in model.parameters()]
     with pytest.raises(type(error)):
@@ -62,9 +64,34 @@ def test_psr_training_interrupted_mid_run(smollm2, reference_logits, monkeypatch
     model, tokenizer = smollm2
     ids = tuple(tokenizer(" Wonderful, what a great day!", add_special_tokens=False)["input_ids"])
     triplets = [Triplet(p, p + "\n\nBe happy.", ids, "") for p in ("Hi?", "How are you?", "Why?", "What now?")]
-    monkeypatch.setattr(psr, "_loss", _interrupt_on_call(psr._loss, 3, error))  # call 1: initial dev loss
+    monkeypatch.setattr(psr_training, "_loss", _interrupt_on_call(psr_training._loss, 3, error))  # 1: initial dev
     config = psr.PSRConfig(layers=[27], epochs=1, batch_size=1)
     flags = [p.requires_grad for p in model.parameters()]
     with pytest.raises(type(error)):
-        psr.fit(model, tokenizer, triplets, config, dev=triplets[:1], progress=False)
+        psr.train_probes(model, tokenizer, triplets, config, dev=triplets[:1], progress=False)
+    _untouched(model, tokenizer, reference_logits, flags)
+
+
+@pytest.mark.parametrize("method", ["prosv", "psr"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("boom")])
+def test_an_error_inside_the_training_forward_leaves_the_model_clean(
+    smollm2, reference_logits, monkeypatch, method, error
+):
+    """Raised from inside the model forward, while the runtime's trainable operator is installed."""
+    from saesteer.runtime import trainable
+
+    model, tokenizer = smollm2
+    operator = trainable.TrainableAdd if method == "prosv" else trainable.TrainableProbe
+    monkeypatch.setattr(operator, "apply", _interrupt_on_call(operator.apply, 2, error))
+    flags = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(type(error)):
+        if method == "prosv":
+            triples = load_triples(sample_path("axbench/train.jsonl"), concept_id=2, limit=4)
+            config = prosv.ProsvConfig(layer=10, epochs=1, batch_size=2, max_response_tokens=8)
+            prosv.train_vector(model, tokenizer, triples, config, progress=False)
+        else:
+            ids = tuple(tokenizer(" Great!", add_special_tokens=False)["input_ids"])
+            triplets = [Triplet(p, p + "\n\nBe happy.", ids, "") for p in ("Hi?", "How are you?", "Why?")]
+            config = psr.PSRConfig(layers=[27], epochs=1, batch_size=1)
+            psr.train_probes(model, tokenizer, triplets, config, dev=triplets[:1], progress=False)
     _untouched(model, tokenizer, reference_logits, flags)

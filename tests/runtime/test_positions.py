@@ -9,6 +9,8 @@ from saesteer.errors import ConfigError
 from saesteer.runtime import Intervention, steer
 from saesteer.runtime.positions import (
     AfterInstruction,
+    AllTokens,
+    ExplicitMask,
     LastPromptAndGenerated,
     PromptInfo,
     PromptPrefixSuffix,
@@ -124,3 +126,65 @@ def test_prompt_policy_touches_every_prompt_token_at_prefill_and_no_generated_to
     finally:
         handle.remove()
     assert recorder.touched == {(b, j) for b, j in valid.nonzero().tolist()}
+
+
+@pytest.mark.parametrize(
+    ("spec", "prefix", "suffix"),
+    [
+        ("f2+l2", 2, 2),
+        ("F3+L1", 3, 1),
+        ("f4", 4, 0),
+        ("l3", 0, 3),
+        ("f0+l2", 0, 2),
+        ("prompt_prefix_suffix(1,5)", 1, 5),
+    ],
+)
+def test_prosv_forms_parse_to_prefix_suffix(spec, prefix, suffix):
+    assert parse_positions(spec) == PromptPrefixSuffix(prefix, suffix)
+
+
+def test_fssv_is_all_tokens():
+    assert parse_positions("fssv") == parse_positions("all") == AllTokens()
+
+
+@pytest.mark.parametrize("spec", ["f2+f3", "l2+f2", "f-1", "first2", "f2+l2+x", ""])
+def test_malformed_prefix_suffix_specs_are_config_errors(spec):
+    with pytest.raises(ConfigError, match="Fix:"):
+        parse_positions(spec)
+
+
+def test_explicit_mask_is_prompt_only_and_skips_padding():
+    prompt = info([[0, 5, 6, 7], [1, 2, 3, 4]])
+    chosen = torch.tensor([[True, True, False, True], [False, True, True, False]])
+    policy = ExplicitMask(chosen)
+    assert on(policy.prompt_mask(prompt)) == [[1, 3], [1, 2]] and policy.steers_generated is False
+    with pytest.raises(ConfigError, match=r"\(2, 3\).*Fix:"):
+        ExplicitMask(chosen[:, :3]).prompt_mask(prompt)
+    assert ExplicitMask(chosen) != policy  # compared (and cached) by identity, never by tensor value
+
+
+def test_explicit_mask_through_steer_touches_exactly_those_positions(smollm2):
+    model, tokenizer = smollm2
+    batch = chat_batch(tokenizer, ["Hi", "Tell me a short story about a brave cat"])
+    valid = batch["attention_mask"].bool()
+    chosen = torch.zeros_like(valid)
+    chosen[0, [0, -1]] = True  # position 0 of row 0 is padding: not touched
+    chosen[1, 3:6] = True
+    expected = {(b, j) for b, j in (chosen & valid).nonzero().tolist()}
+    assert (0, 0) not in expected
+    clock = {"offset": 0}
+
+    def tick(module, args, kwargs):
+        clock["offset"] = kwargs["attention_mask"].shape[1] - kwargs["input_ids"].shape[1]
+
+    handle = model.model.register_forward_pre_hook(tick, with_kwargs=True)
+    recorder = Recorder(model.config.hidden_size, clock)
+    try:
+        with steer(model, Intervention(12, recorder, ExplicitMask(chosen))):
+            model(**batch, use_cache=False)  # a training forward
+            assert recorder.touched == expected
+            recorder.touched.clear()
+            model.generate(**batch, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    finally:
+        handle.remove()
+    assert recorder.touched == expected  # prefill only: decode steps are never touched

@@ -3,7 +3,8 @@
 Intervention: h <- h + alpha * v at the output of block ``layer``, only on the first p and last s prompt tokens
 ("f{p}+l{s}", default f2+l2; p and s are capped at the prompt length, s = L - p if p + s > L), applied once at
 prefill, so decode steps are untouched. ``positions="all"`` gives the FSSV baseline. See ``training`` for the
-optimiser and the width scaling rule, ``data`` for the training triples.
+optimiser and the width scaling rule (the trainable vector is applied through the runtime's ``steer``), ``data``
+for the training triples.
 
 >>> triples = load_triples(sample_path("axbench/train.jsonl"), concept_id=2)
 >>> fitted = fit(model, tokenizer, triples, ProsvConfig(layer=12, concept="C/C++ syntax"))
@@ -16,7 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from saesteer.engines.prosv.artifact import ProsvArtifact
-from saesteer.engines.prosv.config import ProsvConfig, canonical_positions
+from saesteer.engines.prosv.config import ProsvConfig
 from saesteer.engines.prosv.data import Triple, build_triples, fill_neutral, load_instructions, load_triples
 from saesteer.engines.prosv.training import make_optimizer, train_vector
 from saesteer.engines.protocol import DataContext, Fitted, Log, Method
@@ -28,7 +29,6 @@ __all__ = [
     "ProsvConfig",
     "Triple",
     "build_triples",
-    "canonical_positions",
     "fill_neutral",
     "fit",
     "load_data",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from saesteer.engines.protocol import MethodConfig
+from saesteer.errors import ConfigError
+from saesteer.runtime.positions import AllTokens, PromptPrefixSuffix, parse_positions
 
 Loss = Literal["lang", "simpo"]
 REFERENCE_WIDTH = 2304  # Gemma-2-2B, the width the released learning rates were tuned at
@@ -16,25 +17,26 @@ RELEASED_VECTOR_LR = 4e-2
 RELEASED_FACTOR_LR = {"lang": 10.0, "simpo": 20.0}
 RELEASED_BATCH_SIZE = {"lang": 12, "simpo": 6}
 SIMPO_BETA, SIMPO_GAMMA, SIMPO_SCALER = 1.0, 0.0, 1.0
-_PART = re.compile(r"^([fl])(\d+)$")
 DATA_FIELDS = ("data", "concept_id", "max_examples", "generator", "instructions", "num_instructions")
 
 
-def canonical_positions(spec: str) -> str:
-    """Validate a PrOSV position spec: ``f{p}+l{s}``, ``f{p}``, ``l{s}`` (counts >= 1) or ``all`` (FSSV)."""
-    text = spec.replace(" ", "").lower()
-    if text in ("all", "fssv"):
+def stored_positions(spec: str) -> str:
+    """A PrOSV position spec (any form ``parse_positions`` reads) as stored: ``f{p}+l{s}`` or ``all`` (FSSV).
+
+    PrOSV steers a prompt prefix/suffix (at least one token) or, as the FSSV baseline, every token; e.g.
+    ``f4`` is stored as ``f4+l0``, ``prompt_prefix_suffix(2,2)`` as ``f2+l2`` and ``fssv`` as ``all``."""
+    try:
+        policy = parse_positions(spec)
+    except ConfigError:
+        policy = None
+    if isinstance(policy, AllTokens):
         return "all"
-    counts: dict[str, int] = {}
-    for part in text.split("+"):
-        match = _PART.match(part)
-        if not match or match.group(1) in counts or int(match.group(2)) < 1:
-            raise ValueError(
-                f"Invalid PrOSV positions {spec!r}. Fix: use f{{p}}+l{{s}} with p, s >= 1 (e.g. f2+l2), "
-                "f{p} or l{s} alone (e.g. f4), or 'all' for the full-sequence (FSSV) baseline."
-            )
-        counts[match.group(1)] = int(match.group(2))
-    return f"f{counts.get('f', 0)}+l{counts.get('l', 0)}"
+    if isinstance(policy, PromptPrefixSuffix) and policy.prefix + policy.suffix > 0:
+        return f"f{policy.prefix}+l{policy.suffix}"
+    raise ValueError(
+        f"Invalid PrOSV positions {spec!r}. Fix: use f{{p}}+l{{s}} (e.g. f2+l2; at least one token), "
+        "f{p} or l{s} alone (e.g. f4), or 'all' for the full-sequence (FSSV) baseline."
+    )
 
 
 class ProsvConfig(MethodConfig):
@@ -63,7 +65,7 @@ class ProsvConfig(MethodConfig):
     @field_validator("positions")
     @classmethod
     def _positions(cls, value: str) -> str:
-        return canonical_positions(value)
+        return stored_positions(value)
 
     def rates(self, width: int) -> tuple[float, float]:
         """(eta_alpha, eta_v) at hidden size ``width``: the released rates moved by the scaling rule."""

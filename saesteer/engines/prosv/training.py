@@ -15,12 +15,14 @@ constant and alpha0 * v0 stays Theta(1) per coordinate. Objectives: "lang" (toke
 concept response, labels on response tokens only) and "simpo" (AxBench RePS scaled SimPO, beta=1, gamma=0,
 scaler 1, concept response over neutral response, with a frozen unsteered reference pass).
 
-At inference alpha is used as trained (no factor sweep): ``artifact.interventions(alpha=m)`` multiplies the
-trained alpha by ``m`` (1.0 = as trained; a per-row list works too).
+The trainable pair is applied through the runtime (``steer`` with a ``TrainableAdd`` on an ``ExplicitMask`` of
+the training batch's positions), like any intervention. At inference alpha is used as trained (no factor
+sweep): ``artifact.interventions(alpha=m)`` multiplies the trained alpha by ``m`` (1.0 = as trained; a per-row
+list works too).
 
 >>> triples = load_triples(sample_path("axbench/train.jsonl"), concept_id=2)
->>> artifact = fit(model, tokenizer, triples, ProsvConfig(layer=12), concept="C/C++ syntax")
->>> save(store, "cpp", artifact); generate(model, tokenizer, prompts, steering=load(store, "cpp", model))
+>>> artifact = train_vector(model, tokenizer, triples, ProsvConfig(layer=12, concept="C/C++ syntax"))
+>>> store.save("cpp", artifact); generate(model, tokenizer, prompts, steering=store.load("cpp", model))
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ from saesteer.engines.prosv.config import SIMPO_BETA, SIMPO_GAMMA, SIMPO_SCALER,
 from saesteer.engines.prosv.data import Triple
 from saesteer.engines.protocol import Log
 from saesteer.errors import DataError
-from saesteer.models.layers import check_context, check_layer, decoder_layers, hidden_size
+from saesteer.models.layers import check_context, check_layer, hidden_size
 from saesteer.models.loading import model_id
-from saesteer.runtime.positions import PositionPolicy, PromptInfo, parse_positions
+from saesteer.runtime.intervention import Intervention
+from saesteer.runtime.positions import ExplicitMask, PositionPolicy, PromptInfo, parse_positions
+from saesteer.runtime.steer import steer
+from saesteer.runtime.trainable import TrainableAdd
 
 
 class ProsvParameters(nn.Module):
@@ -55,9 +60,6 @@ class ProsvParameters(nn.Module):
         vector = torch.rand(width, generator=generator, dtype=torch.float32) * (2 * bound) - bound
         self.vector = nn.Parameter(vector)
         self.factor = nn.Parameter(torch.tensor(config.factor_init * math.sqrt(width), dtype=torch.float32))
-
-    def delta(self) -> Tensor:
-        return self.factor * self.vector
 
 
 def make_optimizer(
@@ -79,21 +81,6 @@ def training_mask(policy: PositionPolicy, batch: TokenBatch) -> Tensor:
     """(B, T) bool: the positions of prompt + response that the policy touches (prompt-only for f{p}+l{s})."""
     mask = policy.prompt_mask(PromptInfo(input_ids=batch.input_ids, valid=batch.prompt, end_markers=()))
     return mask | batch.response if policy.steers_generated else mask
-
-
-class _AddAtMask:
-    """Forward hook on a block: output + mask * alpha * v, differentiable in alpha and v."""
-
-    def __init__(self, params: ProsvParameters) -> None:
-        self.params = params
-        self.mask: Tensor | None = None
-
-    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        if self.mask is None:
-            return None
-        hidden = output[0] if isinstance(output, tuple) else output
-        edited = hidden + self.mask[..., None].to(hidden.dtype) * self.params.delta().to(hidden.dtype)
-        return (edited, *output[1:]) if isinstance(output, tuple) else edited
 
 
 def lang_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -119,13 +106,20 @@ def scaled_simpo_loss(
 
 
 def _forward(model: Any, batch: TokenBatch, device: torch.device) -> Tensor:
-    return model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits
+    inputs = {"input_ids": batch.input_ids.to(device), "attention_mask": batch.attention_mask.to(device)}
+    return model(**inputs, use_cache=False).logits
 
 
 def _step_loss(
-    model: Any, tokenizer: Any, chunk: Sequence[Triple], config: ProsvConfig, policy: PositionPolicy, hook: _AddAtMask
+    model: Any,
+    tokenizer: Any,
+    chunk: Sequence[Triple],
+    config: ProsvConfig,
+    policy: PositionPolicy,
+    add: TrainableAdd,
 ) -> Tensor:
-    device = hook.params.vector.device
+    """The batch's loss with the trainable alpha * v added at the policy's training positions."""
+    device = next(model.parameters()).device
     instructions = [t.instruction for t in chunk]
     responses = [t.concept_response for t in chunk]
     if config.loss == "simpo":
@@ -133,11 +127,8 @@ def _step_loss(
         responses = responses + [str(t.neutral_response) for t in chunk]  # winners first, then losers
     batch = encode_examples(tokenizer, instructions, responses, max_response_tokens=config.max_response_tokens)
     check_context(model, batch.input_ids.shape[1])
-    hook.mask = training_mask(policy, batch).to(device)
-    try:
+    with steer(model, Intervention(config.layer, add, ExplicitMask(training_mask(policy, batch)))):
         logits = _forward(model, batch, device)
-    finally:
-        hook.mask = None
     labels = batch.labels.to(device)
     if config.loss == "lang":
         return lang_loss(logits, labels)
@@ -172,33 +163,29 @@ def train_vector(
     total = config.epochs * math.ceil(len(triples) / batch_size)
     optimizer, scheduler = make_optimizer(params, config, total)
     factor_lr, vector_lr = config.rates(width)
-    hook = _AddAtMask(params)
+    add = TrainableAdd(params.vector, params.factor)
     policy = parse_positions(config.positions)
     losses: list[float] = []
     with frozen(model):
-        handle = decoder_layers(model)[layer].register_forward_hook(hook)
-        try:
-            bar = tqdm(total=total, desc=f"PrOSV {config.loss} {config.positions}", disable=not progress)
-            for _ in range(config.epochs):
-                order = torch.randperm(len(triples), generator=generator).tolist()
-                for start in range(0, len(order), batch_size):
-                    chunk = [triples[i] for i in order[start : start + batch_size]]
-                    with torch.enable_grad():
-                        loss = _step_loss(model, tokenizer, chunk, config, policy, hook)
-                        optimizer.zero_grad()
-                        loss.backward()
-                    torch.nn.utils.clip_grad_norm_([params.vector], config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    losses.append(float(loss.detach()))
-                    bar.update()
-                    factor = float(params.factor.detach())
-                    bar.set_postfix(loss=f"{losses[-1]:.3f}", factor=f"{factor:.1f}")
-                    if log is not None:
-                        log({"loss": losses[-1], "factor": factor, "v_norm": float(params.vector.detach().norm())})
-            bar.close()
-        finally:
-            handle.remove()
+        bar = tqdm(total=total, desc=f"PrOSV {config.loss} {config.positions}", disable=not progress)
+        for _ in range(config.epochs):
+            order = torch.randperm(len(triples), generator=generator).tolist()
+            for start in range(0, len(order), batch_size):
+                chunk = [triples[i] for i in order[start : start + batch_size]]
+                with torch.enable_grad():
+                    loss = _step_loss(model, tokenizer, chunk, config, policy, add)
+                    optimizer.zero_grad()
+                    loss.backward()
+                torch.nn.utils.clip_grad_norm_([params.vector], config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                bar.update()
+                factor = float(params.factor.detach())
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", factor=f"{factor:.1f}")
+                if log is not None:
+                    log({"loss": losses[-1], "factor": factor, "v_norm": float(params.vector.detach().norm())})
+        bar.close()
     steps_per_epoch = math.ceil(len(triples) / batch_size)
     saved = config.training_settings()
     return ProsvArtifact(

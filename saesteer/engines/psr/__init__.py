@@ -1,25 +1,19 @@
-"""PSR, Prompt Steering Replacement (Heyman & Vandeputte, arXiv 2605.03907): a token-wise ReLU probe
-distilled from prompting.
+"""PSR, Prompt Steering Replacement (Heyman & Vandeputte, arXiv 2605.03907), as a registered method: a
+token-wise ReLU probe distilled from prompting.
 
-Per steered layer l: lambda_l(h) = ReLU(w_l.h + b_l); h' = h + alpha * lambda_l(h) * z_l, with w, b, z
-trained (z its own vector, Kaiming-uniform init, bound 1/sqrt(d)). S-PSR steers one layer, A-PSR
-several (all) layers trained jointly in one backward pass. Training data are triplets (x, x', y')
-(``psr_data``); the steered span is the last prompt token + the response, at training and inference
-(position policy ``prompt_and_generated_last``).
+Per steered layer l: h' = h + alpha * ReLU(w_l.h + b_l) * z_l on the last prompt token and every response
+token (position policy ``prompt_and_generated_last``, at training and inference). S-PSR steers one layer,
+A-PSR several (or all) layers trained jointly. The package:
 
-Objectives (run on x y' with the probes on, alpha = the triplet's label, 1.0 without an attribute judge):
-  mse: sum over layers l >= first steered layer of ||A_l(x y'; probes) - A_l(x' y')||^2 over the span,
-       normalised by its value on the dev triplets before training (single-layer MSE thus covers the
-       steered layer and every later one; with probes at every layer each probe learns the local
-       difference left by the earlier ones).
-  ll:  -log p(y' | x) under the probes.
-  optional regulariser reg_weight * max(0, 1 - sum_i lambda_i) per sequence and layer.
-AdamW (lr 1e-3, weight decay 1e-6), linear decay to 0, no warmup; 15 epochs (mse) / 7 (ll) by default.
+- ``data``: triplets (x, x', y'), x' = x + the trait instruction, y' the model's answer to x', and their batches;
+- ``probes``: the trainable (w, b, z) and the forward that applies them through the runtime (``steer`` with a
+  ``TrainableProbe`` on the span, readers that stop after the deepest layer a loss needs);
+- ``training``: ``train_probes``, the mse (prompted activations) or ll (prompted responses) objective;
+- ``metrics``: R^2 / cosine of the predicted vs the prompt-induced difference, zero gates, a constant baseline;
+- ``calibration``: the binary search of alpha to a coherence target under a pluggable judge;
+- ``artifact``: the stored probes and alpha; ``artifact.interventions(alpha=m)`` steers with m * alpha.
 
-Inference: the artifact's ``alpha`` is the calibrated strength (binary search to a coherence target
-with a pluggable judge; offline default judge: mean token log-likelihood of the output under the
-unsteered model, a proxy) or a fixed value. ``artifact.interventions(alpha=m)`` steers with
-m * artifact.alpha: m = 1.0 is "as calibrated"; m may be one value per batch row.
+``fit`` chains them: triplets -> probes -> alpha (``config.alpha``, else calibrated on the dev prompts).
 
     >>> config = PSRConfig(layers=[15], trait="Answer in a very happy tone.")
     >>> fitted = psr.fit(model, tok, PSRData(prompts, config.trait), config)   # triplets, probes, alpha

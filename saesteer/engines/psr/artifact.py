@@ -18,7 +18,9 @@ POSITIONS = "prompt_and_generated_last"
 
 @dataclass
 class PSRArtifact:
-    """Trained probes {layer: (w, b, z)} and the calibrated strength ``alpha`` (see module docstring)."""
+    """Trained probes {layer: (w, b, z)} and the calibrated strength ``alpha``: the binary-searched strength that
+    meets a coherence target (offline default judge: the unsteered model's mean token log-likelihood of the
+    output, a proxy) or a fixed value. ``interventions(alpha=m)`` steers with m * alpha (1.0 = as calibrated)."""
 
     probes: dict[int, tuple[Tensor, Tensor, Tensor]]
     alpha: float = 1.0

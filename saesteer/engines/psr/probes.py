@@ -1,10 +1,9 @@
-"""PSR's trainable probes and the differentiable forward that applies them to x y'."""
+"""PSR's trainable probes and the differentiable forward that applies them to x y' through the runtime."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +12,11 @@ from torch import Tensor, nn
 
 from saesteer.engines.psr.artifact import PSRArtifact
 from saesteer.engines.psr.data import PairBatch
-from saesteer.models.layers import decoder_layers
-from saesteer.runtime.probe_operator import probe_gate
+from saesteer.runtime.capture import reading
+from saesteer.runtime.intervention import Intervention
+from saesteer.runtime.positions import ExplicitMask
+from saesteer.runtime.steer import steer
+from saesteer.runtime.trainable import TrainableProbe
 
 
 class ProbeParams(nn.Module):
@@ -60,44 +62,21 @@ class Trace:
     gate: dict[int, Tensor] = field(default_factory=dict)
 
 
-class _Stop(Exception):
-    """Raised after the last layer a loss needs, to skip the rest of the model."""
-
-
-def _hook(index: int, probe: tuple[Tensor, Tensor, Tensor] | None, batch: PairBatch, trace: Trace, stop: bool) -> Any:
-    def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        hidden = output[0] if isinstance(output, tuple) else output
-        if probe is not None:
-            w, b, z = probe
-            gate = probe_gate(hidden, w, b)
-            trace.pre[index], trace.gate[index] = hidden, gate
-            strength = batch.strength.to(hidden.dtype)[:, None, None] * batch.span[..., None]
-            hidden = hidden + strength * gate[..., None] * z
-        trace.out[index] = hidden
-        if stop:
-            raise _Stop
-        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
-
-    return hook
-
-
 def run_probes(
     model: nn.Module, params: ProbeParams, batch: PairBatch, read: Sequence[int], logits: bool
 ) -> tuple[Trace, Tensor | None]:
-    """Differentiable forward of x y' with the probes editing the span; hooks removed on every exit."""
-    blocks = decoder_layers(model)
+    """Differentiable forward of x y' with the probes (strength = each row's label) editing the span, through
+    the runtime; the block outputs at ``read`` and the probe layers are traced, and without ``logits`` the
+    forward stops after the deepest of them. Hooks are removed on every exit."""
+    probes = {layer: TrainableProbe(*params.probe(layer), batch.strength) for layer in params.layers}
+    span = ExplicitMask(batch.span)
     trace = Trace()
-    wanted = sorted(set(read) | set(params.layers))
-    handles = []
-    try:
-        for index in wanted:
-            probe = params.probe(index) if index in params.layers else None
-            stop = not logits and index == wanted[-1]
-            handles.append(blocks[index].register_forward_hook(_hook(index, probe, batch, trace, stop)))
-        with suppress(_Stop):
-            out = model(**batch.inputs, use_cache=False)
-            return trace, out.logits
-        return trace, None
-    finally:
-        for handle in handles:
-            handle.remove()
+    found = None
+    with (
+        steer(model, [Intervention(layer, probe, span) for layer, probe in probes.items()]),
+        reading(model, set(read) | set(params.layers), trace.out.__setitem__, stop=not logits),
+    ):
+        found = model(**batch.inputs, use_cache=False).logits
+    for layer, probe in probes.items():
+        trace.pre[layer], trace.gate[layer] = probe.recorded()
+    return trace, found

@@ -1,5 +1,16 @@
 """PSR training: probes trained through the frozen model against the prompted activations (mse) or the
-prompted responses' likelihood (ll)."""
+prompted responses' likelihood (ll).
+
+Objectives (run on x y' with the probes on, strength = the triplet's label, 1.0 without an attribute judge):
+  mse: sum over layers l >= first steered layer of ||A_l(x y'; probes) - A_l(x' y')||^2 over the span,
+       normalised by its value on the dev triplets before training (single-layer MSE thus covers the
+       steered layer and every later one; with probes at every layer each probe learns the local
+       difference left by the earlier ones).
+  ll:  -log p(y' | x) under the probes.
+  optional regulariser reg_weight * max(0, 1 - sum_i lambda_i) per sequence and layer.
+AdamW (lr 1e-3, weight decay 1e-6), linear decay to 0, no warmup; 15 epochs (mse) / 7 (ll) by default.
+Probe init: w, b like nn.Linear(d, 1), z its own vector, all uniform(+-1/sqrt(d)).
+"""
 
 from __future__ import annotations
 
