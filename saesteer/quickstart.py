@@ -9,15 +9,16 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from saesteer.data import read_rows, sample_path
+from saesteer.data import sample_path
 from saesteer.engines import caa
+from saesteer.engines.training import train
 from saesteer.eval.fluency import perplexity
 from saesteer.eval.scorers import distinct_n, sentiment
 from saesteer.generation import sweep
 from saesteer.models.bundled import DEFAULT_MODEL
-from saesteer.models.loading import load_model, model_fingerprint
+from saesteer.models.loading import load_model
 from saesteer.plots import plot_sweep
-from saesteer.store import Store, data_hash
+from saesteer.store import Store
 
 
 @dataclass
@@ -65,14 +66,10 @@ def run_quickstart(
     model, tokenizer = load_model(model_name)
     pairs_path = sample_path("sentiment/pairs.jsonl")
     prompts = list(json.loads(sample_path("sentiment/prompts.json").read_text()))
-    vector = caa.fit(model, tokenizer, pairs_path, layers=[layer], read="mean")[layer]
     store = Store(out / "store")
-    record = store.save_vector(
-        f"sentiment-l{layer}",
-        vector,
-        data_hash=data_hash(read_rows(pairs_path)),
-        model_fingerprint=model_fingerprint(model),
-    )
+    config = {"layer": layer, "data": str(pairs_path), "read": "mean"}
+    fitted, record = train(caa.METHOD, model, tokenizer, config, store=store, name=f"sentiment-l{layer}")
+    vector = fitted.artifact
     console.print(
         f"Fitted on {vector.config['n_pairs']} pairs, |v| = {vector.norm:.2f}; "
         f"stored as {record.name!r} in {store.root}"

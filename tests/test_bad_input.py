@@ -129,6 +129,14 @@ CASES = {
         ConfigError,
         "layer",
     ),
+    "recipe train step with a config typo": (
+        _recipe(
+            "job: bench\nmodel: m\ntasks: [{kind: mmlu}]\nmethods: [{kind: unsteered}]\n"
+            "train: [{method: caa, name: v, config: {layer: 1, raed: mean}}]\n"
+        ),
+        ConfigError,
+        "raed",
+    ),
     "store path is a file": (_store_is_file, StoreError, "is a file"),
     "prompt longer than the context (generate)": (_long_prompt_generate, DataError, "context of 8192"),
     "prompt longer than the context (steered forward)": (_long_prompt_steered, DataError, "context of 8192"),

@@ -19,7 +19,7 @@ def test_quickstart_moves_sentiment_monotonically_until_text_collapses(tmp_path,
     assert sweep[-8.0]["collapsed"] or sweep[8.0]["collapsed"]  # the fluency proxy marks collapse
     assert sweep[-8.0]["distinct_2"] < sweep[0.0]["distinct_2"]
 
-    assert Store(tmp_path / "store").load_vector("sentiment-l8").layer == 8
+    assert Store(tmp_path / "store").load("sentiment-l8").layer == 8
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["sweep"] == results["sweep"]
     assert (tmp_path / "sentiment_sweep.png").stat().st_size > 10_000

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from saesteer.data import SAMPLES
 from saesteer.errors import ConfigError
-from saesteer.recipes import BenchRecipe, SAETrainRecipe, load_recipe
+from saesteer.recipes import BenchRecipe, SAEAddStep, SAEStep, SAETrainRecipe, load_recipe
 
 RECIPES = Path(__file__).parents[1] / "recipes"
 
@@ -15,6 +16,12 @@ def test_shipped_recipes_validate():
     assert isinstance(recipe, SAETrainRecipe) and recipe.layer == 8 and recipe.d_sae == 4608
     benches = [load_recipe(path) for path in sorted(RECIPES.glob("bench-*.yaml"))]
     assert len(benches) >= 3 and all(isinstance(b, BenchRecipe) for b in benches)
+    steps = {step.name: step for bench in benches for step in bench.train}
+    assert isinstance(steps["sae-l8"], SAEStep) and steps["sae-l8"].config.d_sae == 4608
+    assert isinstance(steps["gemmascope-l20"], SAEAddStep) and steps["gemmascope-l20"].config.layer == 20
+    name, config = steps["prosv-c{concept_id}"].filled({"concept": "pirates", "concept_id": 7})
+    assert name == "prosv-c7" and config["concept"] == "pirates" and config["concept_id"] == "7"
+    assert config["data"] == str(SAMPLES / "axbench" / "train.jsonl")
 
 
 BENCH = "job: bench\nmodel: m\ntasks: [{kind: mmlu}]\nmethods: [{kind: unsteered}]\n"
@@ -33,7 +40,18 @@ BENCH = "job: bench\nmodel: m\ntasks: [{kind: mmlu}]\nmethods: [{kind: unsteered
         (BENCH.replace("kind: mmlu", "kind: gsm8k"), "gsm8k"),
         (BENCH.replace("kind: unsteered", "kind: caa, factors: []"), "factors"),
         (BENCH.replace("kind: unsteered", "kind: psr"), "artifact"),
-        (BENCH + "train: [{method: caa, args: {layer: 8}}]\n", "name"),
+        (BENCH + "train: [{method: caa, config: {layer: 8}}]\n", "name"),
+        (BENCH + "train: [{method: caa, name: r, config: {layer: 8, layr: 9}}]\n", "layr"),
+        (BENCH + "train: [{method: caa, name: r, config: {read: mean}}]\n", "layer: Field required"),
+        (BENCH + "train: [{method: caa, name: r, config: {layer: 8, read: maen}}]\n", "read"),
+        (BENCH + "train: [{method: magic, name: r}]\n", "magic"),
+        (BENCH + "train: [{method: caa, name: r, args: {layer: 8}}]\n", "args"),
+        (BENCH + "train: [{method: caa, name: 'r{concept_id}', config: {layer: 8}}]\n", "per_concept"),
+        (BENCH + "train: [{method: caa, name: r, per_concept: true, config: {layer: 8}}]\n", "concept_id"),
+        (BENCH + "train: [{method: caa, name: r, config: {layer: 8, data: '{sample}/x'}}]\n", "sample"),
+        (BENCH + "train: [{method: prosv, name: 'p{concept_id}', per_concept: true, config: {layer: 0.5}}]\n", "layer"),
+        (BENCH + "train: [{method: sae, name: s, config: {layer: 8, d_sae: 0}}]\n", "d_sae"),
+        (BENCH + "train: [{method: sae_add, name: s, config: {layer: 8}}]\n", "source"),
         (BENCH.replace("tasks: [{kind: mmlu}]", "tasks: [{kind: axbench, judge: {kind: openai}}]"), "model"),
     ],
 )

@@ -80,13 +80,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_cylinder(args: argparse.Namespace) -> None:
     from saesteer.analysis.cylinder_labels import ConceptLatentLabeller
+    from saesteer.analysis.cylinder_results import save_results
     from saesteer.analysis.cylinder_sweep import (
         DEFAULT_TEMPLATE,
         ProxyLabeller,
         SweepConfig,
         analyze_concept,
         load_concepts,
-        save_results,
         summarize,
     )
     from saesteer.models import load_model

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from saesteer.cli.common import console
-from saesteer.data import SAMPLES
+from saesteer.cli.steps import run_train_steps
 from saesteer.errors import ConfigError
 
 BENCH_EXAMPLE = """example:
@@ -60,62 +60,11 @@ def run_bench_recipe(recipe: Any, *, train: bool = True) -> None:
     from saesteer.distributed import world
 
     if train and recipe.train:
-        _train_steps(recipe)
+        run_train_steps(recipe)
     result = run_bench(recipe)
     if world().is_main:
         _print_rows(result.rows)
         console.print(f"results in {result.out} (records.jsonl, leaderboard.json, leaderboard.md, plots)")
-
-
-def _concepts(recipe: Any) -> list[dict[str, Any]]:
-    from saesteer.bench.tasks import load_concepts
-
-    spec = next((t for t in recipe.tasks if t.kind == "axbench"), None)
-    if spec is None:
-        raise ConfigError("A per_concept train step needs an axbench task in the recipe. Fix: add one.")
-    return load_concepts(spec)
-
-
-def _train_steps(recipe: Any) -> None:
-    from saesteer.cli.main import build_parser
-    from saesteer.distributed import world
-    from saesteer.store import Store
-
-    if recipe.store is None:
-        raise ConfigError("Train steps write to a store. Fix: set 'store' in the recipe.")
-    if not world().is_main:
-        raise ConfigError(
-            "Train steps run single-process. Fix: run 'saesteer bench' once, then relaunch with --no-train."
-        )
-    store = Store(recipe.store)
-    known = {r.name for r in store.find()}
-    commands = {"sae": ["sae", "train"], "sae_add": ["sae", "add"]}
-    for step in recipe.train:
-        fills = _concepts(recipe) if step.per_concept else [{}]
-        for concept in fills:
-            fill = {**concept, "samples": str(SAMPLES)}
-            values = {k: v.format(**fill) if isinstance(v, str) else v for k, v in step.args.items()}
-            if values.get("name") in known:
-                continue
-            argv = [
-                *commands.get(step.method, ["train", step.method]),
-                "--model",
-                recipe.model,
-                "--store",
-                recipe.store,
-            ]
-            if "source" in values:
-                argv.insert(2, str(values.pop("source")))
-            for key, value in values.items():
-                flag = "--" + key.replace("_", "-")
-                if value is True:
-                    argv.append(flag)
-                elif value is not False:
-                    argv += [flag, str(value)]
-            console.print(f"[bold]train[/] {' '.join(argv[1:])}")
-            parsed = build_parser().parse_args(argv)
-            parsed.run(parsed)
-            known.add(values["name"])
 
 
 def _print_rows(rows: list[Any]) -> None:

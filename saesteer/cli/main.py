@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich.markup import escape
+
 from saesteer.cli import analyze, bench, corrsteer, evaluate, generate, sae, store, train, vector
 from saesteer.cli.common import console
 from saesteer.errors import SaesteerError
@@ -45,23 +47,26 @@ def _run_quickstart(args: argparse.Namespace) -> None:
 
 
 def _run_recipe(args: argparse.Namespace) -> None:
+    from saesteer.models import load_model
     from saesteer.recipes import BenchRecipe, SAETrainRecipe, load_recipe
-    from saesteer.saes import SAETrainConfig
+    from saesteer.store import Store
 
     recipe = load_recipe(args.recipe)
     if isinstance(recipe, BenchRecipe):
         bench.run_bench_recipe(recipe)
     elif isinstance(recipe, SAETrainRecipe):
-        fields = recipe.model_dump(exclude={"job", "model", "store", "name"})
-        sae.train_and_store(recipe.model, SAETrainConfig(**fields), recipe.store, recipe.name)
+        store = Store(recipe.store)
+        model, tokenizer = load_model(recipe.model)
+        sae.train_and_store(model, tokenizer, recipe.train_config(), store, recipe.name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; saesteer errors end as one ``error: ... Fix: ...`` line (exit 2), Ctrl-C as 130."""
     try:
+        args = build_parser().parse_args(argv)
         args.run(args)
     except SaesteerError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted:[/] hooks removed; records already in the store are complete")

@@ -54,7 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    from saesteer.models import load_model
     from saesteer.saes import SAETrainConfig
+    from saesteer.store import Store
 
     config = SAETrainConfig(
         layer=args.layer,
@@ -70,23 +72,23 @@ def run_train(args: argparse.Namespace) -> None:
         corpus=args.corpus,
         seed=args.seed,
     )
-    train_and_store(args.model, config, args.store, args.name)
+    store = Store(args.store)
+    model, tokenizer = load_model(args.model)
+    train_and_store(model, tokenizer, config, store, args.name)
 
 
-def train_and_store(model_name: str, config: Any, store_dir: str, name: str | None) -> None:
-    """Train an SAE, keep it in the store, and print its quality."""
-    from saesteer.models import load_model, model_fingerprint
+def train_and_store(model: Any, tokenizer: Any, config: Any, store: Any, name: str | None) -> None:
+    """Train an SAE (``SAETrainConfig``) on ``model``, keep it in ``store``, and print its quality."""
+    from saesteer.models import model_fingerprint
+    from saesteer.models.loading import model_id
     from saesteer.saes import train_sae
-    from saesteer.store import Store
 
-    store = Store(store_dir)
-    model, tokenizer = load_model(model_name)
     sae, metrics = train_sae(model, tokenizer, config)
     name = name or f"sae-l{config.layer}-{config.architecture}-{config.d_sae}"
     record = store.save_sae(
         name,
         sae,
-        model_id=model_name,
+        model_id=model_id(model),
         layer=config.layer,
         hook_point=config.hook_point,
         metrics=metrics,
@@ -102,19 +104,38 @@ def train_and_store(model_name: str, config: Any, store_dir: str, name: str | No
 
 def run_add(args: argparse.Namespace) -> None:
     from saesteer.models import load_model
-    from saesteer.saes import check_sae_fits, load_sae
+    from saesteer.saes import load_sae
     from saesteer.store import Store
 
     sae = load_sae(args.source, args.sae_id)
     model, _ = load_model(args.model)
-    check_sae_fits(model, sae)
-    name = args.name or f"sae-l{args.layer}"
-    record = Store(args.store).save_sae(
-        name,
+    register(
+        model,
         sae,
-        model_id=args.model,
+        Store(args.store),
+        args.name,
+        source=args.source,
+        sae_id=args.sae_id,
         layer=args.layer,
         hook_point=args.hook_point,
-        metrics={"source": str(args.source), "sae_id": args.sae_id},
+    )
+
+
+def register(
+    model: Any, sae: Any, store: Any, name: str | None, *, source: str, sae_id: str | None, layer: int, hook_point: str
+) -> None:
+    """Keep a loaded SAE as ``model``'s SAE for ``layer`` (d_in checked against the model's width)."""
+    from saesteer.models.loading import model_id
+    from saesteer.saes import check_sae_fits
+
+    check_sae_fits(model, sae)
+    name = name or f"sae-l{layer}"
+    record = store.save_sae(
+        name,
+        sae,
+        model_id=model_id(model),
+        layer=layer,
+        hook_point=hook_point,
+        metrics={"source": str(source), "sae_id": sae_id},
     )
     console.print(f"registered [bold]{name}[/] ({record.id[:8]}): d_in {sae.cfg.d_in}, d_sae {sae.cfg.d_sae}")

@@ -1,9 +1,10 @@
-"""``saesteer vector export|import|fold``: move vectors between the store, llama.cpp and plain files."""
+"""``saesteer vector export|import|fold``: move single-vector artifacts between the store, llama.cpp and files."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from saesteer.cli.common import console
 
@@ -12,7 +13,10 @@ EXAMPLE = """example:
   saesteer vector import sentiment.gguf --store runs/other --name sentiment --model smollm2-135m-instruct
   saesteer vector fold --store runs/store sentiment-l8 --alpha 4 --model smollm2-135m-instruct --out folded/
 
-.gguf files are llama.cpp control vectors (direction.{layer}); .safetensors files hold {"layer": vector}."""
+.gguf files are llama.cpp control vectors (direction.{layer}); .safetensors files hold {"layer": vector}.
+export and fold take any artifact that is one constant vector at one layer (CAA, PrOSV: its trained
+factor x v, single-layer CorrSteer, imported vectors); the file or the folded weights apply it at every
+token. Token-gated PSR probes and multi-layer CorrSteer artifacts are steered at run time instead."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export = actions.add_parser(
         "export", help="write stored vectors to .gguf or .safetensors", epilog=EXAMPLE, formatter_class=fmt
     )
-    export.add_argument("names", nargs="+", help="stored vector names (one per layer)")
+    export.add_argument("names", nargs="+", help="stored single-vector artifacts (one per layer)")
     export.add_argument("--store", required=True)
     export.add_argument("--out", required=True, help="file ending in .gguf or .safetensors")
     export.add_argument("--model-hint", default="llama", help="model type recorded in a GGUF file")
@@ -45,17 +49,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fold.set_defaults(run=run_fold)
 
 
+def single_vector(store: Any, name: str, model: Any = None) -> Any:
+    """The stored artifact ``name`` as one SteeringVector (its ``additive_vector()``); a VectorError naming
+    the fix when it is not one constant vector at one layer."""
+    from saesteer.errors import VectorError
+    from saesteer.vectors import SteeringVector
+
+    artifact = store.load(name, model)
+    found = artifact.additive_vector()
+    if found is None:
+        layers = ", ".join(map(str, artifact.layers)) or "none"
+        raise VectorError(
+            f"{name!r} ({artifact.method}, layers {layers}) is not one constant vector at one layer, so it has no "
+            "single-vector file or weight form. Fix: export/fold a single-layer additive artifact (CAA, PrOSV, "
+            "one-layer CorrSteer, an imported vector), or steer with this one at run time (saesteer generate)."
+        )
+    layer, vector = found
+    return SteeringVector(
+        vector, layer, hook_point=artifact.hook_point, method=artifact.method, model_id=artifact.model_id
+    )
+
+
 def run_export(args: argparse.Namespace) -> None:
     from saesteer.interop import export_gguf_control_vector, export_layer_tensors
     from saesteer.store import Store
 
     store = Store(args.store)
-    vectors = [store.load_vector(name) for name in args.names]
+    vectors = [single_vector(store, name) for name in args.names]
     if args.out.endswith(".gguf"):
         export_gguf_control_vector(vectors, args.out, model_hint=args.model_hint, scale=args.scale)
     else:
         export_layer_tensors(vectors, args.out, scale=args.scale)
-    console.print(f"wrote {len(vectors)} layer(s) to {args.out}")
+    console.print(f"wrote {len(vectors)} layer(s) to {args.out} (applied at every token there)")
 
 
 def run_import(args: argparse.Namespace) -> None:
@@ -64,8 +89,9 @@ def run_import(args: argparse.Namespace) -> None:
 
     loaded = import_gguf_control_vector(args.file) if args.file.endswith(".gguf") else import_layer_tensors(args.file)
     store = Store(args.store)
-    for vector in loaded.steering_vectors(model_id=args.model, method=f"imported:{Path(args.file).suffix[1:]}"):
-        record = store.save_vector(f"{args.name}-l{vector.layer}", vector)
+    for vector in loaded.steering_vectors(model_id=args.model, method="vector"):
+        vector.config["imported_from"] = Path(args.file).name
+        record = store.save(f"{args.name}-l{vector.layer}", vector)
         console.print(f"stored [bold]{record.name}[/] (layer {vector.layer}, |v| {vector.norm:.2f})")
 
 
@@ -74,7 +100,9 @@ def run_fold(args: argparse.Namespace) -> None:
     from saesteer.models import load_model
     from saesteer.store import Store
 
-    vector = Store(args.store).load_vector(args.name)
+    store = Store(args.store)
+    store.get(args.name)  # a missing name fails before the model loads
     model, tokenizer = load_model(args.model)
+    vector = single_vector(store, args.name, model)
     path = fold_vector(model, vector, args.alpha, args.out, tokenizer=tokenizer)
     console.print(f"wrote {path}: load it with AutoModelForCausalLM.from_pretrained (no saesteer needed)")

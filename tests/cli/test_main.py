@@ -104,12 +104,13 @@ def test_vector_export_import_round_trip_through_gguf(tmp_path, capsys):
     from saesteer.vectors import SteeringVector
 
     store = Store(tmp_path / "a")
-    store.save_vector("v8", SteeringVector(vector=torch.arange(576.0), layer=8))
+    store.save("v8", SteeringVector(vector=torch.arange(576.0), layer=8))
     gguf = str(tmp_path / "v.gguf")
     assert main(["vector", "export", "v8", "--store", str(tmp_path / "a"), "--out", gguf]) == 0
     assert main(["vector", "import", gguf, "--store", str(tmp_path / "b"), "--name", "back"]) == 0
-    back = Store(tmp_path / "b").load_vector("back-l8")
+    back = Store(tmp_path / "b").load("back-l8")
     assert torch.equal(back.vector, torch.arange(576.0)) and back.layer == 8
+    assert back.config["imported_from"] == "v.gguf"
     assert main(["vector", "import", str(tmp_path / "nope.gguf"), "--store", str(tmp_path), "--name", "x"]) == 2
 
 

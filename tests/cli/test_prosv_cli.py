@@ -6,7 +6,6 @@ import pytest
 
 from saesteer.cli.main import build_parser, main
 from saesteer.data import sample_path
-from saesteer.engines import prosv
 from saesteer.store import Store
 
 CPP = "C/C++ programming syntax elements such as data types, function definitions, and variable declarations"
@@ -53,36 +52,36 @@ def loaded(monkeypatch, smollm2):
     return smollm2
 
 
-def test_train_from_axbench_data_stores_an_artifact_and_logs_offline(tmp_path, capsys, monkeypatch, loaded):
+def test_train_from_axbench_data_stores_an_artifact_and_logs_offline_when_asked(tmp_path, capsys, monkeypatch, loaded):
     monkeypatch.setenv("WANDB_MODE", "offline")
     store = str(tmp_path / "store")
     data = str(sample_path("axbench/train.jsonl"))
-    assert main(_argv(store, "--data", data, "--concept", CPP)) == 0
+    assert main(_argv(store, "--data", data, "--concept", CPP, "--wandb-project", "saesteer-test")) == 0
     assert "stored cpp" in capsys.readouterr().out
-    artifact = prosv.load(Store(store), "cpp", loaded[0])
+    artifact = Store(store).load("cpp", loaded[0])
     assert artifact.positions == "f2+l2" and artifact.metrics["n_train"] == 2 and artifact.config["epochs"] == 1
     assert (tmp_path / "store" / "wandb").is_dir()  # wandb writes beside the store, never into the checkout
 
 
 def test_train_builds_its_own_data_without_a_file(tmp_path, capsys, loaded):
     store = str(tmp_path / "store")
-    argv = _argv(store, "--concept", "the ocean", "--num-instructions", "1", "--positions", "all", "--no-wandb")
+    argv = _argv(store, "--concept", "the ocean", "--num-instructions", "1", "--positions", "all")
     assert main(argv) == 0
     record = Store(store).get("cpp")
     assert record.method == "prosv" and record.config["positions"] == "all" and record.metrics["n_train"] == 1
-    assert not (tmp_path / "store" / "wandb").exists()
+    assert not (tmp_path / "store" / "wandb").exists()  # no --wandb-project: no logging
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (("--positions", "f0+l2"), "Invalid PrOSV positions"),
-        (("--epochs", "0"), "epochs must be >= 1"),
+        (("--positions", "sideways"), "Invalid PrOSV positions"),
+        (("--epochs", "0"), "epochs: Input should be greater than or equal to 1"),
         (("--layer", "99"), "out of range"),
     ],
 )
 def test_bad_options_exit_with_a_fix(tmp_path, capsys, loaded, extra, message):
     argv = _argv(str(tmp_path / "store"), "--data", str(sample_path("axbench/train.jsonl")), "--concept", CPP)
-    assert main([*argv, *extra, "--no-wandb"]) == 2
+    assert main([*argv, *extra]) == 2
     out = capsys.readouterr().out
     assert message in out and "Fix:" in out

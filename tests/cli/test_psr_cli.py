@@ -6,7 +6,6 @@ import pytest
 
 from saesteer.cli.main import build_parser, main
 from saesteer.data import sample_path
-from saesteer.engines import psr
 from saesteer.store import Store
 
 
@@ -30,7 +29,6 @@ def _argv(store: str, *extra: str) -> list[str]:
         "4",
         "--epochs",
         "1",
-        "--no-wandb",
         *extra,
     ]
 
@@ -49,7 +47,7 @@ def test_train_psr_stores_a_loadable_probe(tmp_path, smollm2, capsys):
     assert "stored" in capsys.readouterr().out
     record = Store(store).get("happy", kind="probe")
     assert record.method == "psr" and record.layer == 28 and record.config["n_prompts"] == 4
-    artifact = psr.load(Store(store), "happy", smollm2[0])
+    artifact = Store(store).load("happy", smollm2[0])
     assert artifact.alpha == 1.5 and artifact.layers == [28] and artifact.width == 576
     assert not (tmp_path / "store" / "wandb").exists()
 
@@ -58,8 +56,13 @@ def test_train_psr_rejects_bad_input(tmp_path, capsys):
     store = str(tmp_path / "store")
     assert main(_argv(store, "--layers", "31")) == 2
     assert "Fix:" in capsys.readouterr().out
-    assert main(_argv(store, "--layers", "x,y")) == 2
-    assert main(_argv(store, "--layers", "28", "--coherence-target", "high")) == 2
+    for bad in (["--layers", "x,y"], ["--layers", "28", "--coherence-target", "high"]):
+        with pytest.raises(SystemExit) as exit_info:  # ill-typed flags are argparse usage errors
+            main(_argv(store, *bad))
+        assert exit_info.value.code == 2
+    assert "expected prompt or FLOAT, got 'high'" in capsys.readouterr().err
+    assert main(_argv(store, "--layers", "28", "--trait", "x", "--concept", "y")) == 2
+    assert "either trait or concept" in capsys.readouterr().out
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
     args = _argv(store, "--layers", "28")
