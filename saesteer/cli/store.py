@@ -1,4 +1,6 @@
-"""``saesteer store ls|show|rm``: inspect the catalog."""
+"""``saesteer store ls|show|rm|export|import|verify|gc``: inspect, move and check a store.
+
+Every damage to a store (catalog, WAL, blobs) ends in ``error: ... Fix: ...`` (see saesteer.store)."""
 
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     imp = actions.add_parser("import", help="add the records of an exported bundle (checksums verified)")
     imp.add_argument("bundle")
     imp.set_defaults(run=run_import)
-    verify = actions.add_parser("verify", help="check every blob against its checksum")
+    verify = actions.add_parser("verify", help="check the catalog, every row and every blob (checksum, provenance)")
     verify.set_defaults(run=run_verify)
+    gc = actions.add_parser("gc", help="remove blob files no record points to (left by interrupted writes)")
+    gc.set_defaults(run=run_gc)
 
 
 def run_ls(args: argparse.Namespace) -> None:
@@ -77,10 +81,25 @@ def run_import(args: argparse.Namespace) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> None:
+    from rich.text import Text
+
     from saesteer.errors import StoreError
     from saesteer.store import Store
 
     problems = Store(args.store).verify()
     if problems:
-        raise StoreError("; ".join(problems) + ". Fix: remove the broken records (saesteer store rm) and refit.")
+        for problem in problems:
+            console.print(Text.assemble(("damaged: ", "red"), problem), soft_wrap=True)
+        raise StoreError(
+            f"{len(problems)} problem(s) in store {args.store} (listed above). Fix: remove each damaged record "
+            f"(saesteer store --store {args.store} rm NAME_OR_ID) and refit it or import it again from a bundle "
+            "(saesteer store --store DIR import BUNDLE); for a damaged catalog restore catalog.sqlite from a backup."
+        )
     console.print("all records verified")
+
+
+def run_gc(args: argparse.Namespace) -> None:
+    from saesteer.store import Store
+
+    removed = Store(args.store).gc()
+    console.print(f"removed {len(removed)} orphan blob file(s)")

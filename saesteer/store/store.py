@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import stat
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -15,8 +17,8 @@ from typing import Any
 from torch import Tensor
 
 from saesteer.errors import StoreError
-from saesteer.store.blobs import copy_blob, read_blob, write_blob
-from saesteer.store.catalog import Catalog
+from saesteer.store.blobs import blob_metadata, parse_blob, read_verified, write_blob, write_bytes
+from saesteer.store.catalog import Catalog, normalised, record_problem
 from saesteer.store.records import KINDS, Record
 
 
@@ -41,7 +43,11 @@ def data_hash(rows: Any) -> str:
 
 
 class Store:
-    """Embedded feature store rooted at ``root`` (created on first use)."""
+    """Embedded feature store rooted at ``root`` (created on first use).
+
+    Opening checks the store's layout (a regular ``catalog.sqlite`` with a sane WAL, a real ``blobs/``
+    directory); reads check each blob (a regular file inside ``blobs/``, its sha256, and the provenance it
+    was written with against its catalog row). Any damage is a StoreError naming it and its fix."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
@@ -49,11 +55,48 @@ class Store:
             raise StoreError(
                 f"Store path {self.root} is a file. Fix: pass a directory path (it is created if missing)."
             )
+        path = self.root / "catalog.sqlite"
+        fresh = not os.path.lexists(path)
+        if fresh:
+            self._check_nothing_to_lose(path)
         try:
-            (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(self.root / "blobs"):
+                (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"Cannot create store at {self.root}: {exc}. Fix: choose a writable directory.") from exc
-        self.catalog = Catalog(self.root / "catalog.sqlite")
+        self._check_blobs_dir()
+        self.catalog = Catalog(path, create=fresh)
+
+    def _check_nothing_to_lose(self, path: Path) -> None:
+        """A missing catalog is only created afresh where no blob or WAL would be orphaned by it."""
+        blobs = self.root / "blobs"
+        held = list(blobs.glob("*.safetensors")) if blobs.is_dir() and not blobs.is_symlink() else []
+        wal = os.path.lexists(f"{path}-wal")
+        if (held or wal) and not os.path.lexists(path):  # (re-checked: another process may just have made it)
+            what = f"{len(held)} blob(s)" if held else "a write-ahead log"
+            raise StoreError(
+                f"The catalog {path} is missing but the store still holds {what}. Fix: restore catalog.sqlite "
+                "from a backup, or move the store aside and import your exported bundles into a new one "
+                "(saesteer store --store NEW import BUNDLE)."
+            )
+
+    def _check_blobs_dir(self) -> None:
+        blobs = self.root / "blobs"
+        try:
+            mode = blobs.lstat().st_mode
+        except OSError as exc:
+            raise StoreError(
+                f"The blob directory {blobs} cannot be examined ({exc.strerror}). Fix: restore the store's blobs/ "
+                "directory from a backup, or import your exported bundles into a new store."
+            ) from exc
+        if stat.S_ISDIR(mode):
+            return
+        kind = f"a symbolic link (to {os.readlink(blobs)})" if stat.S_ISLNK(mode) else "not a directory"
+        raise StoreError(
+            f"The blob directory {blobs} is {kind}; a store keeps its blobs in a directory of its own. Fix: put the "
+            "blobs directory itself there (a store never links elsewhere), or restore it from a backup or bundle "
+            "(saesteer store --store NEW import BUNDLE)."
+        )
 
     def put(self, kind: str, name: str, tensors: dict[str, Tensor], **provenance: Any) -> Record:
         """Write a blob then its catalog row; on any failure neither is left behind."""
@@ -66,16 +109,17 @@ class Store:
         path = self.root / blob
         if not os.access(self.root, os.W_OK):
             raise StoreError(f"Store {self.root} is read-only. Fix: use a writable directory or fix permissions.")
-        checksum = write_blob(path, tensors, metadata={"kind": kind, "name": name})
+        self._check_blobs_dir()
         record = Record(
             id=record_id,
             kind=kind,
             name=name,
             created=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
             blob=blob,
-            checksum=checksum,
             **provenance,
         )
+        metadata = {"kind": kind, "name": name, "record": _provenance(record)}
+        record.checksum = write_blob(path, tensors, metadata=metadata)
         try:
             self.catalog.insert(record)
         except BaseException:
@@ -87,12 +131,15 @@ class Store:
         """The latest record called ``name`` (or with that id)."""
         found = self.catalog.query(name=name, kind=kind) or self.catalog.query(id=name, kind=kind)
         if not found:
-            known = sorted({r.name for r in self.catalog.query(kind=kind)})
-            raise StoreError(
-                f"No {kind or 'record'} named {name!r} in {self.root}. "
-                f"Fix: use one of {known or '(store is empty)'} or fit it first."
-            )
+            raise self._missing(name, kind)
         return found[0]
+
+    def _missing(self, name: str, kind: str | None) -> StoreError:
+        known = sorted({r.name for r in self.catalog.query(kind=kind)})
+        return StoreError(
+            f"No {kind or 'record'} named {name!r} in {self.root}. "
+            f"Fix: use one of {known or '(store is empty)'} or fit it first."
+        )
 
     def find(self, config: dict[str, Any] | None = None, **filters: Any) -> list[Record]:
         """Records matching field values, e.g. ``find(kind='vector', model_id=M, layer=8)``, and config
@@ -100,37 +147,53 @@ class Store:
         return self.catalog.query(config, **filters)
 
     def verify(self) -> list[str]:
-        """Problems found: records whose blob is missing or fails its checksum (empty list = healthy)."""
-        problems = []
-        for record in self.catalog.query():
+        """Problems found (empty list = healthy): catalog corruption, malformed rows, and records whose blob is
+        missing, not a regular file inside blobs/, fails its checksum or disagrees with its row."""
+        problems = self.catalog.integrity()
+        if problems:
+            return problems  # rows of a corrupt catalog cannot be trusted
+        records, problems = self.catalog.query_checked()
+        problems = [_without_fix(p) for p in problems]
+        for record in records:
             try:
                 self.tensors(record)
             except StoreError as exc:
-                problems.append(f"{record.kind} {record.name!r} ({record.id[:8]}): {exc}")
+                problems.append(_without_fix(str(exc)))
         return problems
 
     def gc(self) -> list[Path]:
         """Remove blob files no record points to (left by writes interrupted before their catalog row)."""
-        known = {Path(r.blob).name for r in self.catalog.query()}
+        known = {Path(blob).name for blob in self.catalog.blobs()}
         orphans = [p for p in (self.root / "blobs").iterdir() if p.name not in known]
         for path in orphans:
-            path.unlink(missing_ok=True)
+            _remove(path)
         return orphans
 
     def export(self, names: list[str] | None, out_dir: str | os.PathLike[str]) -> list[Record]:
         """Copy the latest record of each name (all records if ``names`` is None) into a bundle
-        directory: ``records.jsonl`` plus ``blobs/``; checksums are verified on the way out."""
+        directory: ``records.jsonl`` plus ``blobs/``; every blob is verified on the way out, and on any
+        failure the blobs this call added are removed again (``records.jsonl`` is written last, atomically)."""
         records = [self.get(n) for n in names] if names else self.catalog.query()
         out = Path(out_dir)
-        (out / "blobs").mkdir(parents=True, exist_ok=True)
-        for record in records:
-            copy_blob(self.root / record.blob, out / record.blob, record.checksum)
-        lines = [json.dumps(asdict(r), sort_keys=True) for r in records]
-        (out / "records.jsonl").write_text("\n".join(lines) + "\n")
+        written: list[Path] = []
+        try:
+            for record in records:
+                payload = self._read(record)[0]
+                target = out / record.blob
+                if not os.path.lexists(target):
+                    written.append(target)
+                write_bytes(target, payload)
+            lines = [json.dumps(asdict(r), sort_keys=True) for r in records]
+            write_bytes(out / "records.jsonl", ("\n".join(lines) + "\n").encode())
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
         return records
 
     def import_bundle(self, bundle: str | os.PathLike[str]) -> list[Record]:
-        """Add the records of an exported bundle (verifying every blob first); known ids are skipped."""
+        """Add the records of an exported bundle; every record and blob is checked before the first is added,
+        and known ids are skipped."""
         source = Path(bundle)
         listing = source / "records.jsonl"
         if not listing.is_file():
@@ -139,32 +202,78 @@ class Store:
             )
         try:
             incoming = [Record(**json.loads(line)) for line in listing.read_text().split("\n") if line.strip()]
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise StoreError(f"{listing} is malformed ({exc}). Fix: re-export the bundle.") from exc
-        known = self.catalog.ids()
-        added = []
         for record in incoming:
-            if record.id in known:
-                continue
-            if Path(record.blob).name != f"{record.id}.safetensors":
-                raise StoreError(f"Record {record.id} points at {record.blob!r}. Fix: re-export the bundle.")
-            copy_blob(source / record.blob, self.root / record.blob, record.checksum)
+            problem = record_problem(record)
+            if problem:
+                raise StoreError(f"Record {record.id!r} of {listing} is malformed: {problem}. Fix: re-export it.")
+        known = self.catalog.ids()
+        new = list({r.id: r for r in incoming if r.id not in known}.values())
+        for record in new:
+            self._checked(record, read_verified(source / record.blob, record.checksum), source / record.blob)
+        added = []
+        for record in new:
+            path = self.root / record.blob
+            payload = read_verified(source / record.blob, record.checksum)
+            write_bytes(path, payload)
             try:
                 self.catalog.insert(record)
             except BaseException:
-                (self.root / record.blob).unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
                 raise
             added.append(record)
         return added
 
     def tensors(self, record: Record) -> dict[str, Tensor]:
-        return read_blob(self.root / record.blob, record.checksum)
+        """The tensors of ``record``'s blob, verified (see the class docstring)."""
+        return self._read(record)[1]
+
+    def _read(self, record: Record) -> tuple[bytes, dict[str, Tensor]]:
+        """The verified bytes and tensors of a record's blob; any damage names the record and its fix."""
+        fix = (
+            f"Fix: remove it (saesteer store --store {self.root} rm {record.id}) and refit it, or restore it "
+            f"from a bundle (saesteer store --store {self.root} import BUNDLE)."
+        )
+        problem = record_problem(record)
+        if problem:
+            raise StoreError(f"Record {record.id!r} ({record.name!r}) is malformed: {problem}. {fix}")
+        path = self.root / record.blob
+        self._check_blobs_dir()
+        try:
+            payload = read_verified(path, record.checksum, follow_links=False)
+            return payload, self._checked(record, payload, path)
+        except StoreError as exc:
+            what = f"{record.kind} {record.name!r} ({record.id[:8]})"
+            raise StoreError(f"{what}: {_without_fix(str(exc))} {fix}") from exc
+
+    @staticmethod
+    def _checked(record: Record, payload: bytes, path: Path) -> dict[str, Tensor]:
+        """Parse a verified payload; blobs written with their provenance must agree with the record."""
+        tensors = parse_blob(payload, path)
+        written = blob_metadata(payload).get("record")
+        if written is not None and written != _provenance(record):
+            raise StoreError(
+                f"Its catalog row disagrees with the provenance its blob {path} was written with (the row was "
+                "damaged or edited). Fix: restore the record from a bundle, or remove it and refit it."
+            )
+        return tensors
 
     def delete(self, name_or_id: str) -> Record:
-        """Remove the catalog row first (so no record points at a missing blob), then the blob."""
-        record = self.get(name_or_id)
-        self.catalog.delete(record.id)
-        (self.root / record.blob).unlink(missing_ok=True)
+        """Remove the latest record so named (or with that id), a malformed or damaged one too: the catalog row
+        first (so no record points at a missing blob), then its blob. Returns the record (only its id, kind,
+        name and blob if its row was malformed)."""
+        raw = self.catalog.latest_raw(name_or_id)
+        if raw is None:
+            raise self._missing(name_or_id, None)
+        record_id, kind, name, blob = raw
+        try:
+            record = self.get(record_id)
+        except StoreError:
+            record = Record(id=record_id, kind=kind, name=name, blob=blob)
+        self.catalog.delete(record_id)
+        if blob == f"blobs/{record_id}.safetensors":  # never a path a malformed row points elsewhere
+            _remove(self.root / blob)
         return record
 
     def save(
@@ -226,7 +335,7 @@ class Store:
             return self._rebuild(record, FeatureStats.from_tensors)
         from saesteer.engines.registry import artifact_type
 
-        cls = artifact_type(record.method)
+        cls: Any = artifact_type(record.method)
         if cls is None or record.kind != getattr(cls, "kind", None):
             raise StoreError(
                 f"{name!r} is a {record.kind} record of method {record.method!r}, which no registered method "
@@ -241,7 +350,7 @@ class Store:
         tensors = self.tensors(record)
         try:
             return build(tensors)
-        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
             raise StoreError(
                 f"Record {record.name!r} ({record.kind}, method {record.method or '-'}) cannot be rebuilt from "
                 f"its blob and config ({type(exc).__name__}: {exc}). Fix: refit it, or restore the store from "
@@ -329,9 +438,27 @@ class Store:
 
         for record in self.find(kind="feature_stats", model_id=model_id, config={"task": task}):
             if layer in record.config.get("layers", []):
-                stats = FeatureStats.from_tensors(self.tensors(record))
+                stats = self._rebuild(record, FeatureStats.from_tensors)
                 return stats.top_features(k)[layer]
         raise StoreError(
             f"No feature statistics for task {task!r}, model {model_id!r}, layer {layer} in {self.root}. "
             "Fix: harvest them first (saesteer train corrsteer)."
         )
+
+
+def _provenance(record: Record) -> str:
+    """Canonical JSON of everything a record says except its checksum (kept in its blob's metadata)."""
+    fields = normalised({k: v for k, v in asdict(record).items() if k != "checksum"})
+    return json.dumps(fields, sort_keys=True)
+
+
+def _without_fix(message: str) -> str:
+    return message.split(" Fix: ")[0]
+
+
+def _remove(path: Path) -> None:
+    """Delete a blob path whatever it became (a file, a link, a directory); absent is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -100,6 +100,50 @@ def check_catalog(data: bytes) -> None:
         expect_only((StoreError,), lambda: Store(folder).find())
 
 
+def _reference_store() -> tuple[dict[str, bytes], dict[str, torch.Tensor]]:
+    from saesteer.store import Store
+    from saesteer.vectors import SteeringVector
+
+    folder = Path(tempfile.mkdtemp(prefix="saesteer-fuzz-store-"))
+    store = Store(folder)
+    vectors = {f"v{i}": torch.full((16,), float(i)) for i in range(4)}
+    for name, vector in vectors.items():
+        store.save(name, SteeringVector(vector=vector, layer=int(vector[0]), config={"n": name}))
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return files, vectors
+
+
+STORE_FILES, STORE_VECTORS = _reference_store()
+
+
+def check_mutated_catalog(edits: list[tuple[int, int]], cut: int, wal: bytes) -> None:
+    """A store whose catalog has byte flips or a cut (and maybe a garbage WAL) never loads a wrong vector:
+    every load is either the exact stored vector or a StoreError."""
+    from saesteer.store import Store
+
+    with tempfile.TemporaryDirectory() as folder:
+        for relative, data in STORE_FILES.items():
+            Path(folder, relative).parent.mkdir(parents=True, exist_ok=True)
+            Path(folder, relative).write_bytes(data)
+        catalog = bytearray(STORE_FILES["catalog.sqlite"][: max(0, len(STORE_FILES["catalog.sqlite"]) - cut)])
+        for position, value in edits:
+            if catalog:
+                catalog[position % len(catalog)] = value
+        Path(folder, "catalog.sqlite").write_bytes(bytes(catalog))
+        if wal:
+            Path(folder, "catalog.sqlite-wal").write_bytes(wal)
+        try:
+            store = Store(folder)
+        except StoreError:
+            return
+        for name, vector in STORE_VECTORS.items():
+            try:
+                loaded = store.load(name)
+            except StoreError:
+                continue
+            assert torch.equal(loaded.vector, vector) and loaded.layer == int(vector[0]), name
+
+
 def check_records(text: str) -> None:
     from saesteer.bench.records import RecordFile
 
@@ -113,7 +157,7 @@ def check_leaderboard(text: str) -> None:
 
 
 def check_task_rows(text: str) -> None:
-    from saesteer.engines.psr_data import load_prompts
+    from saesteer.engines.psr.data import load_prompts
     from saesteer.tasks import MMLUTask
 
     check_file(text.encode("utf-8", "surrogatepass"), ".jsonl", lambda p: MMLUTask(p).all_samples(), (DataError,))
@@ -184,6 +228,16 @@ def test_dataset_loader(text: str) -> None:
 @given(st.binary(max_size=2048))
 def test_catalog_reader(data: bytes) -> None:
     check_catalog(data)
+
+
+@FUZZ
+@given(
+    st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=6),
+    st.one_of(st.just(0), st.integers(0, 1 << 15)),
+    st.one_of(st.just(b""), st.binary(max_size=64)),
+)
+def test_damaged_catalog_never_gives_a_wrong_vector(edits: list[tuple[int, int]], cut: int, wal: bytes) -> None:
+    check_mutated_catalog(edits, cut, wal)
 
 
 ROWS_TEXT = st.one_of(
