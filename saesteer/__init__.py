@@ -18,6 +18,7 @@ _EXPORTS = {
     "prompt_prefix_suffix": "saesteer.runtime",
     "SteeringVector": "saesteer.vectors",
     "Store": "saesteer.store",
+    "train": "saesteer.engines.training",
     "caa": "saesteer.engines.caa",
 }
 

@@ -40,12 +40,11 @@ def run_generate(args: argparse.Namespace) -> None:
     from saesteer.errors import VectorError
     from saesteer.generation import sweep
     from saesteer.models import load_model
-    from saesteer.store import Store
+    from saesteer.store import Store, check_artifact_fits
 
-    store = Store(args.store)
-    store.get(args.vector)  # a missing name fails before the model loads
+    artifact = Store(args.store).load(args.vector)  # a missing name or damaged blob fails before the model loads
     model, tokenizer = load_model(args.model)
-    artifact = store.load(args.vector, model)  # width and layers checked against this model
+    check_artifact_fits(artifact, model, args.vector)
     if not artifact.layers:
         raise VectorError(
             f"{args.vector!r} ({artifact.method}) steers no layer (e.g. CorrSteer variant P kept none). "

@@ -98,11 +98,11 @@ def run_import(args: argparse.Namespace) -> None:
 def run_fold(args: argparse.Namespace) -> None:
     from saesteer.interop import fold_vector
     from saesteer.models import load_model
-    from saesteer.store import Store
+    from saesteer.store import Store, check_artifact_fits
 
     store = Store(args.store)
-    store.get(args.name)  # a missing name fails before the model loads
+    vector = single_vector(store, args.name)  # a missing, damaged or non-additive artifact fails before the model loads
     model, tokenizer = load_model(args.model)
-    vector = single_vector(store, args.name, model)
+    check_artifact_fits(vector, model, args.name)
     path = fold_vector(model, vector, args.alpha, args.out, tokenizer=tokenizer)
     console.print(f"wrote {path}: load it with AutoModelForCausalLM.from_pretrained (no saesteer needed)")
