@@ -34,7 +34,7 @@ def main() -> None:
     multipliers = [float(x) for x in args.multipliers.split(",")]
     rows = []
     for behaviour in args.behaviours.split(","):
-        vectors = caa.fit(model, tokenizer, sample_path(f"caa/{behaviour}_generate.json"), layers=layers)
+        vectors = caa.fit_layers(model, tokenizer, sample_path(f"caa/{behaviour}_generate.json"), layers=layers)
         for layer in layers:
             start = time.perf_counter()
             result = evaluate_ab(

@@ -20,10 +20,11 @@ import torch
 from scipy.stats import pearsonr
 
 from saesteer.engines import corrsteer
+from saesteer.eval.ser import side_effect_ratio
 from saesteer.models import load_model
 from saesteer.saes import SAETrainConfig, train_sae
 from saesteer.store import Store
-from saesteer.tasks import get_task
+from saesteer.tasks import get_task, mean_reward, rewards, run_task
 
 
 def saes_for(store: Store, model: object, tokenizer: object, layers: list[int], model_name: str) -> dict:
@@ -46,28 +47,26 @@ def saes_for(store: Store, model: object, tokenizer: object, layers: list[int], 
     return saes
 
 
-def unsteered_pass(
-    model, tokenizer, task, samples, saes, batch_size
-) -> tuple[list[corrsteer.Generation], torch.Tensor]:
-    """Unsteered generations on held-out samples and their pooled SAE latents (N, layers, d_sae), in one pass."""
+def unsteered_pass(model, tokenizer, task, samples, saes, batch_size) -> tuple[list[tuple[str, float]], torch.Tensor]:
+    """Unsteered (generation, reward) on held-out samples and their pooled SAE latents (N, layers, d_sae)."""
     records, xs = [], []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        texts, pooled = corrsteer.generate_and_read(
+        done, pooled = corrsteer.generate_and_read(
             model, tokenizer, task, chunk, saes, hook_point="resid_post", pool="max"
         )
         xs.append(pooled)
-        records.extend(corrsteer.Generation(s.id, t, task.reward(s, t)) for s, t in zip(chunk, texts, strict=True))
+        records.extend(zip(done.texts, rewards(task, chunk, done.texts, done.first_logits), strict=True))
     return records, torch.cat(xs)
 
 
-def held_out_r(x: torch.Tensor, rewards: list[float], layers: list[int], features) -> dict[str, float | None]:
+def held_out_r(x: torch.Tensor, reward: list[float], layers: list[int], features) -> dict[str, float | None]:
     """Pearson r of each selected feature's pooled activation with reward, on held-out samples."""
     out = {}
     for f in features:
         column = x[:, layers.index(f.layer), f.feature].numpy()
-        constant = column.std() == 0 or len(set(rewards)) < 2
-        out[f"L{f.layer}/{f.feature}"] = None if constant else float(pearsonr(column, rewards)[0])
+        constant = column.std() == 0 or len(set(reward)) < 2
+        out[f"L{f.layer}/{f.feature}"] = None if constant else float(pearsonr(column, reward)[0])
     return out
 
 
@@ -95,23 +94,27 @@ def main() -> None:
         test = task.samples("test")
         start = time.perf_counter()
         baseline, test_latents = unsteered_pass(model, tokenizer, task, test, saes, args.batch_size)
-        rewards = [r.reward for r in baseline]
-        base_reward = sum(r.reward for r in baseline) / len(baseline)
+        test_rewards = [reward for _, reward in baseline]
+        base_reward = sum(test_rewards) / len(baseline)
         found = corrsteer.harvest(model, tokenizer, task, saes, batch_size=args.batch_size, progress=False)
         for variant in ("S", "A", "P"):
-            result = corrsteer.fit(
+            result = corrsteer.fit_features(
                 model, tokenizer, task, saes, variant=variant, batch_size=args.batch_size, harvested=found
             )
-            steered = corrsteer.evaluate(
+            steered = run_task(
                 model,
                 tokenizer,
                 task,
                 test,
-                result.artifact if result.artifact.features else None,
+                steering=result.artifact if result.artifact.features else None,
                 batch_size=args.batch_size,
+                templated=task.chat,
             )
-            reward = sum(r.reward for r in steered) / len(steered)
-            ser = corrsteer.side_effect_ratio(baseline, steered)
+            reward = mean_reward(steered)
+            ser = side_effect_ratio(
+                {s.id: pair for s, pair in zip(test, baseline, strict=True)},
+                {r.sample.id: (r.generation, r.reward) for r in steered},
+            )
             rows.append(
                 {
                     "task": task_name,
@@ -123,9 +126,9 @@ def main() -> None:
                     "unsteered": base_reward,
                     "steered": reward,
                     "ser": ser,
-                    "changed": sum(b.generation != s.generation for b, s in zip(baseline, steered, strict=True)),
+                    "changed": sum(b[0] != s.generation for b, s in zip(baseline, steered, strict=True)),
                     "features": [vars(f) for f in result.artifact.features],
-                    "held_out_r": held_out_r(test_latents, rewards, sorted(saes), result.artifact.features),
+                    "held_out_r": held_out_r(test_latents, test_rewards, sorted(saes), result.artifact.features),
                     "validation": result.validation,
                 }
             )

@@ -19,7 +19,7 @@ from pathlib import Path
 from saesteer.engines import corrsteer
 from saesteer.models import load_model
 from saesteer.store import Store
-from saesteer.tasks import Sample, capitals_task
+from saesteer.tasks import Sample, capitals_task, run_task
 
 
 def prompts(n: int) -> list[Sample]:
@@ -60,7 +60,7 @@ def throughput(args: argparse.Namespace) -> dict:
         for kind in order:
             start = time.perf_counter()
             if kind == "plain":
-                records = corrsteer.evaluate(model, tokenizer, task, items, batch_size=args.batch_size)
+                records = run_task(model, tokenizer, task, items, batch_size=args.batch_size, templated=task.chat)
                 tokens = sum(len(tokenizer(r.generation)["input_ids"]) for r in records)
             else:
                 corrsteer.harvest(

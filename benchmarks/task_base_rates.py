@@ -14,9 +14,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from saesteer.engines import corrsteer
 from saesteer.models import load_model
-from saesteer.tasks import HarmBenchTask, MMLUTask
+from saesteer.tasks import HarmBenchTask, MMLUTask, mean_reward, run_task
 
 
 def main() -> None:
@@ -31,26 +30,26 @@ def main() -> None:
     rows = []
     mmlu = MMLUTask(args.mmlu)
     samples = mmlu.samples("test")[: args.mmlu_limit]
-    records = corrsteer.evaluate(model, tokenizer, mmlu, samples, batch_size=16)
+    records = run_task(model, tokenizer, mmlu, samples, batch_size=16, templated=mmlu.chat)
     letters = Counter(r.generation.strip()[:1] for r in records)
     rows.append(
         {
             "task": "mmlu",
             "n": len(records),
             "reward_name": mmlu.reward_name,
-            "rate": sum(r.reward for r in records) / len(records),
+            "rate": mean_reward(records),
             "answers": dict(letters.most_common(6)),
         }
     )
     harm = HarmBenchTask(args.harmbench, categories=("standard",))
     samples = harm.samples("train") + harm.samples("val") + harm.samples("test")
-    records = corrsteer.evaluate(model, tokenizer, harm, samples, batch_size=16)
+    records = run_task(model, tokenizer, harm, samples, batch_size=16, templated=harm.chat)
     rows.append(
         {
             "task": "harmbench (standard)",
             "n": len(records),
             "reward_name": harm.reward_name,
-            "rate": sum(r.reward for r in records) / len(records),
+            "rate": mean_reward(records),
             "example": records[0].generation[:120],
         }
     )

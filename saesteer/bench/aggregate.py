@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from saesteer.bench.records import BenchRecord
+from saesteer.eval.ser import side_effect_ratio
 
 
 @dataclass
@@ -45,19 +46,6 @@ def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, seed: int = 
     means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return (float(low), float(high))
-
-
-def side_effect_ratio(baseline: dict[str, tuple[str, float]], steered: dict[str, tuple[str, float]]) -> float | None:
-    """Among samples whose steered generation differs from the unsteered one, the fraction whose side-effect
-    score got worse (CorrSteer's SER). Both map sample id -> (generation, score). None if nothing changed."""
-    worse = better = 0
-    for sample_id, (text, score) in steered.items():
-        if sample_id not in baseline or baseline[sample_id][0] == text:
-            continue
-        base_score = baseline[sample_id][1]
-        worse += score < base_score
-        better += score > base_score
-    return worse / (worse + better) if worse + better else None
 
 
 def select_factor(records: Sequence[BenchRecord]) -> float:

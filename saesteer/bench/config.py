@@ -73,14 +73,16 @@ class AxBenchSpec(_Spec):
 
 TaskSpec = Annotated[MMLUSpec | HarmBenchSpec | AxBenchSpec, Field(discriminator="kind")]
 
-MethodKind = Literal["unsteered", "prompting", "caa", "corrsteer", "prosv", "psr"]
+BASELINES = ("unsteered", "prompting")  # methods without an artifact
+FIT_ON_TASK = "caa"  # the method fitted per unit on the task's contrastive data when it has no artifact
 
 
 class MethodSpec(_Spec):
-    """One steering method. ``artifact`` names a stored record; ``{concept_id}`` is filled per AxBench concept.
-    CAA without an artifact is fitted on the task's contrastive data (AxBench: concept vs neutral responses)."""
+    """One steering method: a baseline (unsteered, prompting) or a registered method. ``artifact`` names a
+    stored record; ``{concept_id}`` is filled per AxBench concept. CAA without an artifact is fitted on the
+    task's contrastive data (AxBench: concept vs neutral responses)."""
 
-    kind: MethodKind
+    kind: str
     name: str | None = None
     artifact: str | None = None
     layer: int | None = None
@@ -94,14 +96,19 @@ class MethodSpec(_Spec):
 
     @model_validator(mode="after")
     def _check(self) -> MethodSpec:
+        from saesteer.engines.registry import method_names
+
+        known = [*BASELINES, *method_names()]
+        if self.kind not in known:
+            raise ValueError(f"unknown method kind {self.kind!r}; use one of {', '.join(known)}")
         if not self.factors:
             raise ValueError("'factors' must list at least one value")
-        if self.kind in ("corrsteer", "prosv", "psr") and not self.artifact:
+        if self.kind == FIT_ON_TASK and self.artifact is None and self.layer is None:
+            raise ValueError(f"method {FIT_ON_TASK!r} needs 'artifact' or 'layer' (to fit on the task's data)")
+        if self.kind not in (*BASELINES, FIT_ON_TASK) and not self.artifact:
             raise ValueError(
                 f"method {self.kind!r} needs 'artifact' (a stored record name; may contain {{concept_id}})"
             )
-        if self.kind == "caa" and self.artifact is None and self.layer is None:
-            raise ValueError("method 'caa' needs 'artifact' or 'layer' (to fit on the task's data)")
         return self
 
 

@@ -1,13 +1,12 @@
-"""Methods under test: what each one steers with (a stored artifact, a vector fitted on the task's data,
-a prompt, or nothing) for one benchmark unit, and the factors it is swept over."""
+"""Methods under test: what each one steers with (a stored artifact of any registered method, a CAA vector
+fitted on the task's contrastive data, a prompt, or nothing) for one benchmark unit, and its factors."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from saesteer.bench.config import MethodSpec
+from saesteer.bench.config import BASELINES, MethodSpec
 from saesteer.errors import ConfigError
 
 
@@ -22,23 +21,7 @@ class Resolved:
 
 def artifact_layers(artifact: Any) -> str:
     """The layer(s) an artifact touches, for the leaderboard."""
-    if hasattr(artifact, "vectors") and callable(artifact.vectors):
-        return ",".join(str(k) for k in sorted(artifact.vectors())) or "-"
-    layers = getattr(artifact, "layers", None)
-    if layers:
-        return ",".join(str(x) for x in layers)
-    layer = getattr(artifact, "layer", None)
-    return "-" if layer is None else str(layer)
-
-
-def load_artifact(kind: str, store: Any, name: str) -> Any:
-    """A stored artifact through its engine's ``load(store, name)`` (CAA vectors: ``store.load_vector``)."""
-    if store is None:
-        raise ConfigError(f"Method {kind} loads {name!r} from a store. Fix: set 'store' in the benchmark config.")
-    if kind == "caa":
-        return store.load_vector(name)
-    engine = importlib.import_module(f"saesteer.engines.{kind}")
-    return engine.load(store, name)
+    return ",".join(str(layer) for layer in artifact.layers) or "-"
 
 
 def method_factors(spec: MethodSpec) -> list[float]:
@@ -50,20 +33,30 @@ def method_factors(spec: MethodSpec) -> list[float]:
     return list(spec.factors)
 
 
+def _fit_on_pairs(spec: MethodSpec, pairs: Any, model: Any, tokenizer: Any) -> Any:
+    """The method fitted on the unit's contrastive pairs through the registry (CAA: DiffMean of the
+    mean completion-token states at ``spec.layer``)."""
+    from saesteer.engines.registry import get_method
+
+    method = get_method(spec.kind)
+    config = method.config.model_validate({"layer": spec.layer, "read": "mean"})
+    return method.fit(model, tokenizer, pairs, config, progress=False).artifact
+
+
 def resolve(spec: MethodSpec, unit: Any, task: Any, store: Any, model: Any, tokenizer: Any) -> Resolved:
-    """The steering for ``spec`` on ``unit``; ``{concept_id}`` in an artifact name is filled per concept."""
-    if spec.kind in ("unsteered", "prompting"):
+    """The steering for ``spec`` on ``unit`` of ``task`` (a BenchTask); ``{concept_id}`` in an artifact name is
+    filled per concept; any stored artifact is rebuilt by ``store.load`` and checked against ``model``."""
+    if spec.kind in BASELINES:
         return Resolved(None, prompted=spec.kind == "prompting")
     if spec.artifact is not None:
+        if store is None:
+            raise ConfigError(
+                f"Method {spec.label} loads {spec.artifact!r} from a store. Fix: set 'store' in the benchmark config."
+            )
         concept_id = unit.concept["concept_id"] if unit.concept else ""
-        artifact = load_artifact(spec.kind, store, spec.artifact.format(concept_id=concept_id))
-        return Resolved(artifact, positions=spec.positions)
-    if spec.kind == "caa" and hasattr(task, "contrast_pairs"):
-        from saesteer.engines import caa
-
-        assert spec.layer is not None
-        vectors = caa.fit(model, tokenizer, task.contrast_pairs(unit), layers=spec.layer, read="mean", progress=False)
-        return Resolved(vectors[spec.layer], positions=spec.positions)
+        return Resolved(store.load(spec.artifact.format(concept_id=concept_id), model), positions=spec.positions)
+    if hasattr(task.task, "contrast_pairs"):
+        return Resolved(_fit_on_pairs(spec, task.task.contrast_pairs(unit), model, tokenizer), positions=spec.positions)
     raise ConfigError(
         f"Method {spec.label} ({spec.kind}) has no artifact and task {task.name} has no contrastive data to fit it. "
         "Fix: train it first (saesteer train ...) and set 'artifact'."

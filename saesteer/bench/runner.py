@@ -11,7 +11,6 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,11 @@ from tqdm.auto import tqdm
 
 from saesteer.bench.aggregate import LeaderboardRow, leaderboard
 from saesteer.bench.config import BenchConfig
-from saesteer.bench.judges import make_judge
 from saesteer.bench.methods import Resolved, artifact_layers, method_factors, resolve
 from saesteer.bench.records import BenchRecord, RecordFile
-from saesteer.bench.tasks import AxBenchBench, HarmBenchBench, Item, MMLUBench, Unit
-from saesteer.data.chat import chat_prompt, encode, has_chat_template
+from saesteer.bench.tasks import BenchTask, make_task
 from saesteer.distributed import World, gather, world
-from saesteer.models.layers import check_context
-from saesteer.runtime.steer import steer
+from saesteer.tasks import Sample, Unit, run_task
 
 
 @dataclass
@@ -38,107 +34,43 @@ class BenchResult:
     rows: list[LeaderboardRow]
 
 
-def make_task(spec: Any, model: Any, tokenizer: Any) -> Any:
-    if spec.kind == "mmlu":
-        return MMLUBench(spec)
-    if spec.kind == "harmbench":
-        return HarmBenchBench(spec)
-    return AxBenchBench(spec, make_judge(spec.judge, model, tokenizer))
-
-
 def _seed(*parts: Any) -> int:
     return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
 
 
-@dataclass
-class Generated:
-    texts: list[str]
-    counts: list[int]
-    first_logits: torch.Tensor | None
-
-
-class _Batch:
-    """Generation (and last-position logits) for one batch of rows under one method's steering."""
-
-    def __init__(self, model: Any, tokenizer: Any, resolved: Resolved, alphas: list[float]) -> None:
-        self.model, self.tokenizer, self.resolved, self.alphas = model, tokenizer, resolved, alphas
-
-    def _steering(self) -> Any:
-        if self.resolved.steering is None:
-            return nullcontext()
-        return steer(self.model, self.resolved.steering, alpha=self.alphas, positions=self.resolved.positions)
-
-    def _encode(self, texts: list[str], chat: bool) -> Any:
-        templated = chat and has_chat_template(self.tokenizer)
-        prompts = [chat_prompt(self.tokenizer, t) for t in texts] if chat else texts
-        return encode(self.tokenizer, prompts, templated=templated)
-
-    def generate(
-        self, texts: list[str], *, chat: bool, max_new_tokens: int, temperature: float, seed: int, logits: bool = False
-    ) -> Generated:
-        """Steered completions, their token counts (to EOS) and, if asked, the first step's logits (the
-        last prompt position under the same steering: what MMLU's letter scorer reads)."""
-        batch = self._encode(texts, chat)
-        check_context(self.model, batch["input_ids"].shape[1] + max_new_tokens)
-        sampling = (
-            {"do_sample": True, "temperature": temperature, "top_p": 1.0} if temperature > 0 else {"do_sample": False}
-        )
-        torch.manual_seed(seed)
-        with self._steering(), torch.no_grad():
-            out = self.model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=self.tokenizer.pad_token_id,
-                output_logits=logits,
-                return_dict_in_generate=True,
-                **sampling,
-            )
-        new = out.sequences[:, batch["input_ids"].shape[1] :]
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
-        counts = []
-        for row in new.tolist():
-            ends = [i for i, t in enumerate(row) if t in eos_ids]
-            counts.append(ends[0] + 1 if ends else len(row))
-        decoded = [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-        return Generated(decoded, counts, out.logits[0].float() if logits else None)
-
-
 def _run_unit(
     config: BenchConfig,
-    task: Any,
+    task: BenchTask,
     unit: Unit,
     method: Any,
     resolved: Resolved,
-    rows: list[tuple[Item, float]],
+    rows: list[tuple[Sample, float]],
     model: Any,
     tokenizer: Any,
     records: RecordFile,
     current: World,
     bar: Any,
 ) -> None:
-    """Generate and score ``rows`` (item, factor) in batches; single-process runs append after every batch."""
+    """Generate and score ``rows`` (sample, factor) in batches; single-process runs append after every batch."""
     mine: list[tuple[int, list[BenchRecord]]] = []
-    for batch_index, (start, end) in enumerate(
-        [(s, min(s + config.batch_size, len(rows))) for s in range(0, len(rows), config.batch_size)]
-    ):
-        if batch_index % current.size != current.rank:
-            continue
+    for start, end in current.my_batches(len(rows), config.batch_size):
         chunk = rows[start:end]
-        alphas = [factor for _, factor in chunk]
-        texts = [task.prompting(item, unit) if resolved.prompted else item.text for item, _ in chunk]
-        runner = _Batch(model, tokenizer, resolved, alphas)
+        samples = [sample for sample, _ in chunk]
+        texts = [task.prompting(sample, unit) if resolved.prompted else sample.prompt for sample in samples]
         began = time.perf_counter()
-        generated = runner.generate(
-            texts,
-            chat=task.chat,
-            max_new_tokens=task.max_new_tokens,
-            temperature=getattr(task.spec, "temperature", 0.0),
+        scored = run_task(
+            model,
+            tokenizer,
+            task.task,
+            samples,
+            steering=resolved.steering,
+            alpha=[factor for _, factor in chunk],
+            positions=resolved.positions,
+            prompts=texts,
+            batch_size=len(chunk),
+            temperature=task.temperature,
             seed=_seed(config.seed, task.name, unit.name, method.label, start),
-            logits=task.needs_logits,
         )
-        outputs, counts = generated.texts, generated.counts
-        scores = task.score(unit, [item for item, _ in chunk], outputs, generated.first_logits)
         share = (time.perf_counter() - began) / len(chunk)
         batch_records = [
             BenchRecord(
@@ -146,22 +78,22 @@ def _run_unit(
                 unit=unit.name,
                 method=method.label,
                 factor=float(factor),
-                sample_id=item.sample_id,
-                prompt=text,
-                generation=output,
-                score=float(score[task.metrics[0]]),
-                scores=score,
-                phase=item.phase,
-                n_tokens=count,
+                sample_id=sample.id,
+                prompt=result.prompt,
+                generation=result.generation,
+                score=result.reward,
+                scores=result.scores,
+                phase=sample.phase,
+                n_tokens=result.n_tokens,
                 seconds=share,
-                meta={"kind": method.kind, **item.meta},
+                meta={"kind": method.kind, **sample.meta},
             )
-            for (item, factor), text, output, score, count in zip(chunk, texts, outputs, scores, counts, strict=True)
+            for (sample, factor), result in zip(chunk, scored, strict=True)
         ]
         if current.size == 1:
             records.append(batch_records)
         else:
-            mine.append((batch_index, batch_records))
+            mine.append((start, batch_records))
         bar.update(len(chunk))
     if current.size > 1:
         ordered = sorted(gather(mine, current), key=lambda pair: pair[0])
@@ -192,32 +124,31 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> BenchResult:
     tasks = [make_task(spec, model, tokenizer) for spec in config.tasks]
     plan = []
     for task in tasks:
-        task.bind(tokenizer)
         context["metrics"][task.name] = task.metrics
         context["judges"][task.name] = task.judge
-        for unit in task.units():
+        for unit in task.units:
             for method in config.methods:
                 if method.tasks and task.name not in method.tasks:
                     continue
                 context["methods"].setdefault(method.label, {"kind": method.kind, "layers": "-"})
                 plan.append((task, unit, method))
     planned = {
-        (task.name, unit.name, method.label, float(f), item.sample_id)
+        (task.name, unit.name, method.label, float(f), item.id)
         for task, unit, method in plan
         for f in method_factors(method)
-        for item in unit.items
+        for item in unit.samples
     }
     total = len(planned)
     with tqdm(total=total, desc="bench", disable=not (progress and current.is_main)) as bar:
         for task, unit, method in plan:
             factors = method_factors(method)
             pending = [
-                (item, f)
+                (sample, f)
                 for f in factors
-                for item in unit.items
-                if (task.name, unit.name, method.label, float(f), item.sample_id) not in done
+                for sample in unit.samples
+                if (task.name, unit.name, method.label, float(f), sample.id) not in done
             ]
-            bar.update(len(unit.items) * len(factors) - len(pending))
+            bar.update(len(unit.samples) * len(factors) - len(pending))
             if pending:  # artifacts are loaded (or fitted) only when something is left to compute
                 resolved = resolve(method, unit, task, store, model, tokenizer)
                 layers = artifact_layers(resolved.steering) if resolved.steering is not None else "-"

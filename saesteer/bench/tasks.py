@@ -1,227 +1,75 @@
-"""Benchmark tasks: the items each method answers, how a prompting baseline rewrites them, and how outputs
-are scored. MMLU and HarmBench wrap the CorrSteer tasks; AxBench is concept steering with a judge."""
+"""Benchmark tasks from their specs: a task of ``saesteer.tasks`` with the units the bench runs (MMLU and
+HarmBench: one unit of the spec's split; AxBench: one per concept), the prompting baseline's instruction
+and the name of who scores (leaderboard column)."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
-
-from saesteer.bench.config import AxBenchSpec, HarmBenchSpec, MMLUSpec
-from saesteer.bench.judges import Judge, JudgeItem, harmonic_mean
-from saesteer.data.sources import load_rows
-from saesteer.errors import ConfigError, DataError
-from saesteer.tasks import HarmBenchTask, MMLUTask
-
-
-@dataclass(frozen=True)
-class Item:
-    """One prompt a method answers: ``text`` is the user turn (chat tasks) or the raw prompt."""
-
-    sample_id: str
-    text: str
-    target: Any = None
-    phase: str = "test"
-    meta: dict[str, Any] = field(default_factory=dict)
+from saesteer.bench.config import AxBenchSpec
+from saesteer.eval.judges import make_judge
+from saesteer.tasks import HarmBenchTask, MMLUTask, Sample, Task, Unit
+from saesteer.tasks.axbench import AxBenchTask
+from saesteer.tasks.axbench import load_concepts as load_concept_rows
+from saesteer.tasks.harmbench import refusal_classifier
 
 
 @dataclass
-class Unit:
-    """Items scored together; AxBench has one unit per concept (its own factor choice and CAA vector)."""
+class BenchTask:
+    """One benchmark task: ``task`` generates and scores, ``units`` are what the methods answer."""
 
-    name: str
-    items: list[Item]
-    concept: dict[str, Any] | None = None
+    spec: Any
+    task: Task
+    units: list[Unit]
+    judge: str
+    temperature: float = 0.0
 
+    @property
+    def name(self) -> str:
+        return self.task.name
 
-class MMLUBench:
-    """CorrSteer's MMLU prompt, one greedy token; accuracy by the first token and by the A-D logits."""
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.task.metrics)
 
-    name = "mmlu"
-    chat = False
-    max_new_tokens = 1
-
-    def __init__(self, spec: MMLUSpec) -> None:
-        self.spec = spec
-        self.task = MMLUTask(spec.path, subjects=tuple(spec.subjects))
-        self.metrics = list(spec.scoring)
-        self.needs_logits = "letter_logits" in self.metrics
-        self.judge = "exact match (gold letter)"
-
-    def units(self) -> list[Unit]:
-        samples = self.task.all_samples() if self.spec.split == "all" else self.task.samples(self.spec.split)
-        items = [Item(s.id, s.prompt, s.target, meta=s.meta) for s in samples[: self.spec.limit]]
-        return [Unit(self.name, items)]
-
-    def prompting(self, item: Item, unit: Unit) -> str:
-        return f"{self.spec.prompt}\n\n{item.text}"
-
-    def score(
-        self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], first_logits: torch.Tensor | None
-    ) -> list[dict]:
-        scores: list[dict[str, float]] = [{} for _ in items]
-        if "first_token" in self.metrics:
-            for row, (item, text) in enumerate(zip(items, outputs, strict=True)):
-                scores[row]["first_token"] = float(text.strip()[:1] == item.target)
-        if "letter_logits" in self.metrics:
-            if first_logits is None:
-                raise ConfigError("letter_logits scoring needs the first-step logits. Fix: generate with logits=True.")
-            letters = letter_predictions(first_logits, self._letter_ids)
-            for row, (item, letter) in enumerate(zip(items, letters, strict=True)):
-                scores[row]["letter_logits"] = float(letter == item.target)
-                scores[row]["letter"] = letter  # type: ignore[assignment]
-        return scores
-
-    def bind(self, tokenizer: Any) -> None:
-        self._letter_ids = letter_token_ids(tokenizer)
+    def prompting(self, sample: Sample, unit: Unit) -> str:
+        """The prompting baseline: the spec's instruction (AxBench: with the unit's concept), then the prompt."""
+        instruction = self.spec.prompt.format(concept=unit.concept["concept"]) if unit.concept else self.spec.prompt
+        return f"{instruction}\n\n{sample.prompt}"
 
 
-def letter_token_ids(tokenizer: Any) -> list[int]:
-    """Token ids of " A".." D" (what follows "Answer:"), falling back to "A".."D"."""
-    ids = []
-    for letter in "ABCD":
-        spaced = tokenizer.encode(f" {letter}", add_special_tokens=False)
-        plain = tokenizer.encode(letter, add_special_tokens=False)
-        if len(spaced) == 1:
-            ids.append(spaced[0])
-        elif len(plain) == 1:
-            ids.append(plain[0])
-        else:
-            raise DataError(f"Option letter {letter!r} is not a single token for this tokenizer. Fix: use first_token.")
-    return ids
-
-
-def letter_predictions(first_logits: torch.Tensor, letter_ids: list[int]) -> list[str]:
-    """Argmax over the four option-letter logits at the last prompt position (rows, vocab)."""
-    return ["ABCD"[int(i)] for i in first_logits[:, letter_ids].argmax(dim=-1)]
-
-
-class HarmBenchBench:
-    """HarmBench behaviours with CorrSteer's prompt; refusal = prefix heuristic or a local HF classifier."""
-
-    name = "harmbench"
-    chat = False
-
-    def __init__(self, spec: HarmBenchSpec) -> None:
-        self.spec = spec
-        classifier = refusal_classifier(spec.classifier, spec.refusal_label) if spec.classifier else None
-        self.task = HarmBenchTask(spec.path, categories=tuple(spec.categories), classifier=classifier)
-        self.max_new_tokens = spec.max_new_tokens
-        self.metrics = ["refusal"]
-        self.needs_logits = False
-        self.judge = self.task.reward_name
-
-    def units(self) -> list[Unit]:
-        samples = self.task.all_samples() if self.spec.split == "all" else self.task.samples(self.spec.split)
-        samples = samples[: self.spec.limit]
-        return [
-            Unit(
-                self.name, [Item(s.id, s.prompt, meta={"category": s.meta.get("FunctionalCategory")}) for s in samples]
-            )
-        ]
-
-    def prompting(self, item: Item, unit: Unit) -> str:
-        return f"{self.spec.prompt}\n\n{item.text}"
-
-    def score(
-        self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], first_logits: torch.Tensor | None
-    ) -> list[dict]:
-        return [{"refusal": self.task.reward(None, text)} for text in outputs]  # type: ignore[arg-type]
-
-    def bind(self, tokenizer: Any) -> None:
-        return None
-
-
-def refusal_classifier(name: str, refusal_label: str) -> Callable[[str], bool]:
-    """A local HF sequence classifier as a refusal detector (label ``refusal_label`` = refused)."""
-    from transformers import pipeline
-
-    try:
-        classify = pipeline("text-classification", model=name, truncation=True)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"Cannot load refusal classifier {name!r}: {exc}. Fix: pass a local HF classifier.") from exc
-    labels = set((classify.model.config.id2label or {}).values())
-    if refusal_label not in labels:
-        raise ConfigError(
-            f"Classifier {name!r} has labels {sorted(labels)}, not {refusal_label!r}. Fix: set refusal_label."
-        )
-    return lambda text: classify(text or " ")[0]["label"] == refusal_label
+def _selected(task: MMLUTask | HarmBenchTask, spec: Any) -> list[Sample]:
+    samples = task.all_samples() if spec.split == "all" else task.samples(spec.split)
+    return samples[: spec.limit]
 
 
 def load_concepts(spec: AxBenchSpec) -> list[dict[str, Any]]:
     """The spec's concepts (``concept_id, concept`` rows), filtered by ``concept_ids`` and ``n_concepts``."""
-    rows = load_rows(spec.concepts)
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not isinstance(row.get("concept"), str) or "concept_id" not in row:
-            raise DataError(f"{spec.concepts} row {number} needs concept_id and concept. Fix: convert it.")
-    if spec.concept_ids:
-        rows = [r for r in rows if r["concept_id"] in set(spec.concept_ids)]
-    return rows[: spec.n_concepts]
+    return load_concept_rows(spec.concepts, spec.concept_ids, spec.n_concepts)
 
 
-class AxBenchBench:
-    """AxBench concept steering: per concept, n instructions (seeded by the concept id); the first half
-    chooses the factor, the second half is reported; score = harmonic mean of the judge's three ratings."""
-
-    name = "axbench"
-    chat = True
-
-    def __init__(self, spec: AxBenchSpec, judge: Judge) -> None:
-        self.spec, self.judge_impl = spec, judge
-        self.max_new_tokens = spec.max_new_tokens
-        self.metrics = ["hm"]
-        self.needs_logits = False
-        self.judge = judge.name
-        self.concepts = load_concepts(spec)
-        pool: list[str] = []
-        for number, row in enumerate(load_rows(spec.instructions), start=1):
-            text = row.get("instruction") if isinstance(row, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{spec.instructions} row {number} needs a non-empty 'instruction'. Fix: convert it.")
-            pool.append(text)
-        if len(pool) < spec.n_instructions:
-            raise DataError(
-                f"{spec.instructions} has {len(pool)} instructions, fewer than n_instructions. Fix: lower it."
-            )
-        self.pool = pool
-
-    def units(self) -> list[Unit]:
-        units = []
-        half = self.spec.n_instructions // 2
-        for concept in self.concepts:
-            chosen = random.Random(int(concept["concept_id"])).sample(self.pool, self.spec.n_instructions)
-            items = [Item(f"i{n}", text, phase="select" if n < half else "test") for n, text in enumerate(chosen)]
-            units.append(Unit(f"c{concept['concept_id']}", items, concept))
-        return units
-
-    def prompting(self, item: Item, unit: Unit) -> str:
-        assert unit.concept is not None
-        return f"{self.spec.prompt.format(concept=unit.concept['concept'])}\n\n{item.text}"
-
-    def contrast_pairs(self, unit: Unit) -> list[dict[str, str]]:
-        """Concept responses vs neutral responses from the training file, for a DiffMean (CAA) vector."""
-        assert unit.concept is not None
-        rows = load_rows(self.spec.train)
-        positive = [r for r in rows if r.get("concept_id") == unit.concept["concept_id"]]
-        negative = [r for r in rows if r.get("concept_id") == -1 or r.get("category") == "negative"]
-        if not positive or not negative:
-            raise DataError(f"{self.spec.train} has no positive rows for {unit.name} or no negatives. Fix: add them.")
-        return [
-            {"prompt": p["input"], "positive": p["output"], "negative": n["output"]}
-            for p, n in zip(positive, negative * (len(positive) // len(negative) + 1), strict=False)
-        ]
-
-    def score(
-        self, unit: Unit, items: Sequence[Item], outputs: Sequence[str], first_logits: torch.Tensor | None
-    ) -> list[dict]:
-        assert unit.concept is not None
-        ratings = self.judge_impl.rate(
-            [JudgeItem(unit.concept["concept"], i.text, o) for i, o in zip(items, outputs, strict=True)]
+def make_task(spec: Any, model: Any, tokenizer: Any) -> BenchTask:
+    """The benchmark task of a task spec (AxBench's judge is built here; the proxy reuses ``model``)."""
+    if spec.kind == "mmlu":
+        mmlu = MMLUTask(spec.path, subjects=tuple(spec.subjects), scoring=tuple(spec.scoring), tokenizer=tokenizer)
+        return BenchTask(spec, mmlu, [Unit(mmlu.name, _selected(mmlu, spec))], "exact match (gold letter)")
+    if spec.kind == "harmbench":
+        classifier = refusal_classifier(spec.classifier, spec.refusal_label) if spec.classifier else None
+        harm = HarmBenchTask(
+            spec.path, categories=tuple(spec.categories), classifier=classifier, max_new_tokens=spec.max_new_tokens
         )
-        return [{**r, "hm": harmonic_mean([r["concept"], r["instruction"], r["fluency"]])} for r in ratings]
-
-    def bind(self, tokenizer: Any) -> None:
-        return None
+        samples = [replace(s, meta={"category": s.meta.get("FunctionalCategory")}) for s in _selected(harm, spec)]
+        return BenchTask(spec, harm, [Unit(harm.name, samples)], harm.reward_name)
+    judge = make_judge(spec.judge, model, tokenizer)
+    axbench = AxBenchTask(
+        spec.concepts,
+        spec.train,
+        spec.instructions,
+        judge,
+        concept_ids=tuple(spec.concept_ids),
+        n_concepts=spec.n_concepts,
+        n_instructions=spec.n_instructions,
+        max_new_tokens=spec.max_new_tokens,
+    )
+    return BenchTask(spec, axbench, axbench.units(), judge.name, spec.temperature)

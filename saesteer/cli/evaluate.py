@@ -1,4 +1,5 @@
-"""``saesteer eval ab``: CAA's A/B protocol across multipliers."""
+"""``saesteer eval ab`` (CAA's A/B protocol across multipliers) and ``saesteer eval task`` (a task's reward,
+unsteered vs steered, with SER), for any stored steering artifact."""
 
 from __future__ import annotations
 
@@ -13,31 +14,26 @@ EXAMPLE = """example:
       --data refusal_test_ab.json --multipliers=-4,-2,0,2,4 --out runs/refusal_ab.json"""
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    ev = subparsers.add_parser("eval", help="evaluate a stored vector")
-    kinds = ev.add_subparsers(dest="protocol", required=True)
-    ab = kinds.add_parser(
-        "ab",
-        help="p(matching answer) on A/B items across multipliers",
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _protocol(kinds: argparse._SubParsersAction, name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    """A protocol subcommand with the options every one needs: the model, the store and the artifact."""
+    parser = kinds.add_parser(name, help=summary, epilog=example, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--store", required=True)
+    parser.add_argument(
+        "--vector", required=True, help="any stored steering artifact (CAA, CorrSteer, PrOSV, PSR, imported vector)"
     )
-    ab.add_argument("--model", required=True)
-    ab.add_argument("--store", required=True)
-    ab.add_argument("--vector", required=True)
+    return parser
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    ev = subparsers.add_parser("eval", help="evaluate a stored steering artifact")
+    kinds = ev.add_subparsers(dest="protocol", required=True)
+    ab = _protocol(kinds, "ab", "p(matching answer) on A/B items across multipliers", EXAMPLE)
     ab.add_argument("--data", required=True, help="A/B test items (.json/.jsonl)")
     ab.add_argument("--multipliers", type=float_list, default=[-2.0, -1.0, 0.0, 1.0, 2.0])
     ab.add_argument("--out", help="write per-item records and means as JSON")
     ab.set_defaults(run=run_ab)
-    task = kinds.add_parser(
-        "task",
-        help="reward on a task's split, unsteered vs steered, with SER",
-        epilog=TASK_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    task.add_argument("--model", required=True)
-    task.add_argument("--store", required=True)
-    task.add_argument("--vector", required=True, help="a stored CAA/imported vector or CorrSteer artifact")
+    task = _protocol(kinds, "task", "reward on a task's split, unsteered vs steered, with SER", TASK_EXAMPLE)
     task.add_argument("--task", required=True)
     task.add_argument("--data", default=None)
     task.add_argument("--split", choices=["train", "val", "test"], default="test")
@@ -53,28 +49,32 @@ TASK_EXAMPLE = """example:
 
 
 def run_task(args: argparse.Namespace) -> None:
-    from saesteer.engines import corrsteer
+    from saesteer.eval.ser import side_effect_ratio
     from saesteer.models import load_model
     from saesteer.store import Store
-    from saesteer.tasks import get_task
+    from saesteer.tasks import get_task, mean_reward
+    from saesteer.tasks import run_task as score_task
 
     store = Store(args.store)
-    record = store.get(args.vector, kind="vector")
-    artifact = corrsteer.load(store, args.vector) if record.method == "corrsteer" else store.load_vector(args.vector)
     task = get_task(args.task, args.data)
     samples = task.samples(args.split)[: args.limit]
     model, tokenizer = load_model(args.model)
-    plain = corrsteer.evaluate(model, tokenizer, task, samples, batch_size=args.batch_size)
+    artifact = store.load(args.vector, model)
+    options = {"batch_size": args.batch_size, "templated": task.chat}
+    plain = score_task(model, tokenizer, task, samples, **options)
     interventions = artifact.interventions(alpha=args.alpha) or None  # CorrSteer-P may keep no layer
-    steered = corrsteer.evaluate(model, tokenizer, task, samples, interventions, batch_size=args.batch_size)
+    steered = score_task(model, tokenizer, task, samples, steering=interventions, **options)
     summary = {
         "task": task.name,
         "split": args.split,
         "n": len(samples),
         "reward": task.reward_name,
-        "unsteered": sum(r.reward for r in plain) / len(plain),
-        "steered": sum(r.reward for r in steered) / len(steered),
-        "ser": corrsteer.side_effect_ratio(plain, steered),
+        "unsteered": mean_reward(plain),
+        "steered": mean_reward(steered),
+        "ser": side_effect_ratio(
+            {r.sample.id: (r.generation, r.reward) for r in plain},
+            {r.sample.id: (r.generation, r.reward) for r in steered},
+        ),
         "changed": sum(a.generation != b.generation for a, b in zip(plain, steered, strict=True)),
     }
     ser = "n/a (no output changed)" if summary["ser"] is None else f"{summary['ser']:.2f}"
@@ -85,7 +85,7 @@ def run_task(args: argparse.Namespace) -> None:
     if args.out:
         records = [
             {
-                "id": a.id,
+                "id": a.sample.id,
                 "unsteered": a.generation,
                 "steered": b.generation,
                 "reward_unsteered": a.reward,
@@ -104,9 +104,9 @@ def run_ab(args: argparse.Namespace) -> None:
     from saesteer.models import load_model
     from saesteer.store import Store
 
-    vector = Store(args.store).load_vector(args.vector)
     model, tokenizer = load_model(args.model)
-    result = evaluate_ab(model, tokenizer, args.data, vector, multipliers=args.multipliers)
+    artifact = Store(args.store).load(args.vector, model)
+    result = evaluate_ab(model, tokenizer, args.data, artifact, multipliers=args.multipliers)
     table = Table(title=f"A/B: {args.vector} on {args.data}")
     for column in ("multiplier", "p(matching)", "matching rate"):
         table.add_column(column, justify="right")

@@ -12,6 +12,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from saesteer.data.chat import chat_prompt, has_chat_template
+from saesteer.data.examples import pad_rows
 from saesteer.data.pairs import ABItem, load_contrast_data
 from saesteer.errors import DataError
 from saesteer.models.layers import check_context
@@ -52,13 +53,6 @@ def _instruction_split(ids: list[int], markers: set[int]) -> int | None:
     return ends[-1] + 1 if ends else None
 
 
-def _left_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-    return ids, mask
-
-
 def _p_matching(logits: Tensor, decisions: list[tuple[list[int], int, int]]) -> list[float]:
     p = logits.double().softmax(-1)
     return [float(p[row, m] / (p[row, m] + p[row, o])) for row, (_, m, o) in enumerate(decisions)]
@@ -76,7 +70,7 @@ def _shared_prefix_probs(
     if len(splits) != len(decisions) or len({tuple(d[0][s:]) for d, s in zip(decisions, splits, strict=True)}) != 1:
         return None
     suffix = decisions[0][0][splits[0] :]
-    ids, mask = _left_pad([d[0][:s] for d, s in zip(decisions, splits, strict=True)], pad)
+    ids, mask = pad_rows([d[0][:s] for d, s in zip(decisions, splits, strict=True)], pad, left=True)
     check_context(model, ids.shape[1] + len(suffix))
     with torch.no_grad():
         cache = model(
@@ -132,7 +126,7 @@ def evaluate_ab(
             found.update(zip(rows, shared, strict=True))
             continue
         for m in multipliers if steering is not None else [0.0]:
-            ids, mask = _left_pad([d[0] for d in chunk], pad)
+            ids, mask = pad_rows([d[0] for d in chunk], pad, left=True)
             check_context(model, ids.shape[1])
             context = steer(model, steering, alpha=m, positions=positions) if steering is not None else nullcontext()
             with context, torch.no_grad():

@@ -1,14 +1,16 @@
-"""Tasks: prompts + generation length + reward. Built-in: mmlu, harmbench, capitals, sentiment."""
+"""Tasks: prompts + generation length + per-sample scores (the first is the reward), and running them.
+Built-in: mmlu, harmbench, capitals, sentiment (by name), axbench (concept units with a judge)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from saesteer.errors import ConfigError
-from saesteer.tasks.base import Sample, Split, Task, split_samples
+from saesteer.tasks.base import RewardTask, Sample, Selection, Split, Task, Unit, rewards, split_samples
 from saesteer.tasks.custom import QATask, SentimentTask, capitals_task
 from saesteer.tasks.harmbench import HarmBenchTask
 from saesteer.tasks.mmlu import MMLUTask
+from saesteer.tasks.run import Scored, mean_reward, run_task
 
 
 def get_task(name: str, path: str | None = None, **options: Any) -> Task:
@@ -31,11 +33,18 @@ __all__ = [
     "HarmBenchTask",
     "MMLUTask",
     "QATask",
+    "RewardTask",
     "Sample",
+    "Scored",
+    "Selection",
     "SentimentTask",
     "Split",
     "Task",
+    "Unit",
     "capitals_task",
     "get_task",
+    "mean_reward",
+    "rewards",
+    "run_task",
     "split_samples",
 ]

@@ -1,39 +1,87 @@
-"""The task interface: prompts, a generation length and a reward, with seeded train/val/test splits."""
+"""The task interface: prompts with seeded train/val/test splits, a generation length, and per-sample scores
+whose first metric is the task's reward (what CorrSteer correlates with, ``eval task`` and the bench report)."""
 
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
+
+from torch import Tensor
 
 from saesteer.errors import DataError
 
 Split = Literal["train", "val", "test"]
+Selection = Literal["all", "train", "val", "test"]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One task item: the text the model sees and what the reward needs (gold answer, metadata)."""
+    """One task item: the text the model sees and what scoring needs (gold answer, metadata).
+    ``phase``: in a benchmark unit, "select" samples choose a factor and "test" samples are reported."""
 
     id: str
     prompt: str
     target: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    phase: str = "test"
+
+
+@dataclass
+class Unit:
+    """Samples scored together in a benchmark; AxBench has one unit per concept (its own factor choice)."""
+
+    name: str
+    samples: list[Sample]
+    concept: dict[str, Any] | None = None
 
 
 class Task(Protocol):
-    """Implement this for your own data: ``samples(split)``, ``reward(sample, generation)``, and how to
-    prompt (``chat``: wrap the prompt in the model's chat template) and how long to generate."""
+    """Implement this for your own data (or subclass ``RewardTask`` and write ``samples`` and ``reward``):
+    ``samples(split)``, ``score(samples, generations, first_logits)`` with one dict per sample holding every
+    name in ``metrics`` (the first is the reward), how to prompt (``chat``: wrap the prompt in the model's
+    chat template) and how long to generate. ``needs_logits``: ``score`` reads the first step's logits."""
 
     name: str
     max_new_tokens: int
     chat: bool
     reward_name: str  # what the reward measures, e.g. "refusal (prefix heuristic)"
 
+    @property
+    def metrics(self) -> Sequence[str]: ...
+
+    @property
+    def needs_logits(self) -> bool: ...
+
     def samples(self, split: Split) -> list[Sample]: ...
 
+    def score(
+        self, samples: Sequence[Sample], generations: Sequence[str], first_logits: Tensor | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+class RewardTask(ABC):
+    """Base of tasks with one scalar reward per sample, named ``metrics[0]``; subclasses write ``reward``."""
+
+    metrics: ClassVar[tuple[str, ...]] = ("reward",)
+    needs_logits: ClassVar[bool] = False
+
+    @abstractmethod
     def reward(self, sample: Sample, generation: str) -> float: ...
+
+    def score(
+        self, samples: Sequence[Sample], generations: Sequence[str], first_logits: Tensor | None = None
+    ) -> list[dict[str, Any]]:
+        return [{self.metrics[0]: self.reward(s, g)} for s, g in zip(samples, generations, strict=True)]
+
+
+def rewards(
+    task: Task, samples: Sequence[Sample], generations: Sequence[str], first_logits: Tensor | None = None
+) -> list[float]:
+    """The task's reward (its first metric) per sample."""
+    return [float(s[task.metrics[0]]) for s in task.score(samples, generations, first_logits)]
 
 
 def split_samples(

@@ -11,11 +11,11 @@ from saesteer.data import sample_path
 from saesteer.data.pairs import read_rows
 from saesteer.errors import DataError
 from saesteer.eval.scorers import sentiment
-from saesteer.tasks.base import Sample, Split, split_samples
+from saesteer.tasks.base import RewardTask, Sample, Split, split_samples
 
 
 @dataclass
-class QATask:
+class QATask(RewardTask):
     """Questions with short answers from JSONL ``{question, answer}``; reward 1 if the answer occurs in the
     generation (case-insensitive). Chat-formatted by default."""
 
@@ -40,7 +40,7 @@ class QATask:
 
 
 @dataclass
-class SentimentTask:
+class SentimentTask(RewardTask):
     """Open-ended: "Describe {subject}." Reward 1 if the description's VADER sentiment exceeds ``threshold``."""
 
     subjects_path: str | os.PathLike[str] | None = None

@@ -8,16 +8,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from saesteer.errors import DataError
+from saesteer.errors import ConfigError, DataError
 from saesteer.eval.scorers import is_refusal
-from saesteer.tasks.base import Sample, Split, split_samples
+from saesteer.tasks.base import RewardTask, Sample, Split, split_samples
 
 PROMPT = "Request: {request}\nResponse:"
 
 
+def refusal_classifier(name: str, refusal_label: str) -> Callable[[str], bool]:
+    """A local HF sequence classifier as a refusal detector (label ``refusal_label`` = refused)."""
+    from transformers import pipeline
+
+    try:
+        classify = pipeline("text-classification", model=name, truncation=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot load refusal classifier {name!r}: {exc}. Fix: pass a local HF classifier.") from exc
+    labels = set((classify.model.config.id2label or {}).values())
+    if refusal_label not in labels:
+        raise ConfigError(
+            f"Classifier {name!r} has labels {sorted(labels)}, not {refusal_label!r}. Fix: set refusal_label."
+        )
+    return lambda text: classify(text or " ")[0]["label"] == refusal_label
+
+
 @dataclass
-class HarmBenchTask:
-    """Rows of HarmBench's behaviours CSV. ``classifier(text) -> bool`` replaces the prefix heuristic."""
+class HarmBenchTask(RewardTask):
+    """Rows of HarmBench's behaviours CSV; the reward (metric ``refusal``) is 1 for a refusal.
+    ``classifier(text) -> bool`` replaces the prefix heuristic."""
+
+    metrics = ("refusal",)
 
     path: str | os.PathLike[str]
     categories: tuple[str, ...] = ("standard", "contextual", "copyright")

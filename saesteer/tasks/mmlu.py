@@ -1,22 +1,53 @@
-"""MMLU with CorrSteer's prompt: one greedy token, reward 1 if it is the gold letter."""
+"""MMLU with CorrSteer's prompt: one greedy token, scored by the first generated token (the reward by
+default) and/or by the argmax of the A-D logits at the last prompt position."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import Tensor
 
 from saesteer.data.sources import load_rows
-from saesteer.errors import DataError
+from saesteer.errors import ConfigError, DataError
 from saesteer.tasks.base import Sample, Split, split_samples
 
 PROMPT = (
     "{question}\nA. {c0}\nB. {c1}\nC. {c2}\nD. {c3}\nChoose one of the following options only: A, B, C, or D\nAnswer:"
 )
+Scoring = Literal["first_token", "letter_logits"]
+REWARD_NAMES = {
+    "first_token": "accuracy (first generated token == gold letter)",
+    "letter_logits": "accuracy (argmax of the A-D logits == gold letter)",
+}
+
+
+def letter_token_ids(tokenizer: Any) -> list[int]:
+    """Token ids of " A".." D" (what follows "Answer:"), falling back to "A".."D"."""
+    ids = []
+    for letter in "ABCD":
+        spaced = tokenizer.encode(f" {letter}", add_special_tokens=False)
+        plain = tokenizer.encode(letter, add_special_tokens=False)
+        if len(spaced) == 1:
+            ids.append(spaced[0])
+        elif len(plain) == 1:
+            ids.append(plain[0])
+        else:
+            raise DataError(f"Option letter {letter!r} is not a single token for this tokenizer. Fix: use first_token.")
+    return ids
+
+
+def letter_predictions(first_logits: Tensor, letter_ids: list[int]) -> list[str]:
+    """Argmax over the four option-letter logits at the last prompt position (rows, vocab)."""
+    return ["ABCD"[int(i)] for i in first_logits[:, letter_ids].argmax(dim=-1)]
 
 
 @dataclass
 class MMLUTask:
-    """Rows ``question, choices[4], answer (0-3), subject`` from a JSONL file (../shared/data/mmlu format)."""
+    """Rows ``question, choices[4], answer (0-3), subject`` from a JSONL file (../shared/data/mmlu format).
+    ``scoring`` lists the metrics (the first is the reward); ``letter_logits`` needs ``tokenizer``."""
 
     path: str | os.PathLike[str]
     subjects: tuple[str, ...] = ()
@@ -25,7 +56,25 @@ class MMLUTask:
     name: str = "mmlu"
     max_new_tokens: int = 1
     chat: bool = False
-    reward_name: str = "accuracy (first generated token == gold letter)"
+    scoring: tuple[Scoring, ...] = ("first_token",)
+    tokenizer: Any = field(default=None, repr=False, compare=False)
+    reward_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.scoring or any(s not in REWARD_NAMES for s in self.scoring):
+            raise ConfigError(f"MMLU scoring {self.scoring!r}. Fix: list first_token and/or letter_logits.")
+        if self.needs_logits and self.tokenizer is None:
+            raise ConfigError("MMLU letter_logits scoring needs the tokenizer. Fix: pass MMLUTask(..., tokenizer=tok).")
+        self.reward_name = self.reward_name or REWARD_NAMES[self.scoring[0]]
+        self._letter_ids = letter_token_ids(self.tokenizer) if self.needs_logits else []
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self.scoring)
+
+    @property
+    def needs_logits(self) -> bool:
+        return "letter_logits" in self.scoring
 
     def all_samples(self) -> list[Sample]:
         samples = []
@@ -42,5 +91,18 @@ class MMLUTask:
     def samples(self, split: Split) -> list[Sample]:
         return split_samples(self.all_samples(), split, seed=self.seed)
 
-    def reward(self, sample: Sample, generation: str) -> float:
-        return float(generation.strip()[:1] == sample.target)
+    def score(
+        self, samples: Sequence[Sample], generations: Sequence[str], first_logits: Tensor | None = None
+    ) -> list[dict[str, Any]]:
+        scores: list[dict[str, Any]] = [{} for _ in samples]
+        if "first_token" in self.scoring:
+            for row, (sample, text) in enumerate(zip(samples, generations, strict=True)):
+                scores[row]["first_token"] = float(text.strip()[:1] == sample.target)
+        if "letter_logits" in self.scoring:
+            if first_logits is None:
+                raise ConfigError("letter_logits scoring needs the first-step logits. Fix: generate with logits=True.")
+            letters = letter_predictions(first_logits, self._letter_ids)
+            for row, (sample, letter) in enumerate(zip(samples, letters, strict=True)):
+                scores[row]["letter_logits"] = float(letter == sample.target)
+                scores[row]["letter"] = letter
+        return scores

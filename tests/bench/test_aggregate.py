@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from saesteer.bench.aggregate import bootstrap_ci, leaderboard, select_factor, side_effect_ratio
+from saesteer.bench.aggregate import bootstrap_ci, leaderboard, select_factor
 from saesteer.bench.records import BenchRecord
+from saesteer.eval.ser import side_effect_ratio
 
 
 def _rec(method, factor, sample, score, *, unit="c0", phase="test", generation=None, task="axbench", **scores):

@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from saesteer.bench import BenchConfig, run_bench
-from saesteer.bench.judges import JudgeError
 from saesteer.bench.records import RecordFile
+from saesteer.eval.judges import JudgeError
 from tests.conftest import chat_batch, hook_count
 
 

@@ -70,3 +70,7 @@ def test_unknown_method_field_is_a_clear_error(tmp_path):
         _config(tmp_path, methods=[{"kind": "unsteered", "colour": "red"}])
     with pytest.raises(ValidationError, match="artifact"):
         _config(tmp_path, methods=[{"kind": "prosv"}])
+    with pytest.raises(ValidationError, match=r"unknown method kind 'astrology'.*corrsteer"):
+        _config(tmp_path, methods=[{"kind": "astrology", "artifact": "x"}])
+    with pytest.raises(ValidationError, match="'layer'"):
+        _config(tmp_path, methods=[{"kind": "caa"}])

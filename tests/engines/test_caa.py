@@ -9,6 +9,7 @@ import torch
 
 from saesteer.data import load_contrast_data, sample_path
 from saesteer.engines import caa
+from saesteer.engines.caa import fitting
 from saesteer.errors import ConfigError, DataError
 from saesteer.eval.ab import evaluate_ab
 from saesteer.vectors import SteeringVector
@@ -17,13 +18,13 @@ from saesteer.vectors import SteeringVector
 @pytest.fixture(scope="module")
 def refusal_vector(smollm2) -> SteeringVector:
     model, tokenizer = smollm2
-    return caa.fit(model, tokenizer, sample_path("caa/refusal_generate.json"), layers=[15], progress=False)[15]
+    return caa.fit_layers(model, tokenizer, sample_path("caa/refusal_generate.json"), layers=[15], progress=False)[15]
 
 
 def test_ab_items_are_read_at_the_answer_letter_token(smollm2):
     _, tokenizer = smollm2
     items = load_contrast_data(sample_path("caa/sycophancy_generate.json"))[:4]
-    spans = [s for item in items for s in caa._spans(tokenizer, item, "auto", None)]
+    spans = [s for item in items for s in fitting._spans(tokenizer, item, "auto", None)]
     batch = tokenizer(
         [s.text for s in spans],
         return_tensors="pt",
@@ -31,7 +32,7 @@ def test_ab_items_are_read_at_the_answer_letter_token(smollm2):
         add_special_tokens=False,
         return_offsets_mapping=True,
     )
-    weights = caa._token_weights(batch["offset_mapping"], batch["attention_mask"].bool(), spans, "auto")
+    weights = fitting._token_weights(batch["offset_mapping"], batch["attention_mask"].bool(), spans, "auto")
     assert torch.equal(weights.sum(dim=1), torch.ones(len(spans)))
     letters = [tokenizer.decode([int(batch["input_ids"][row, weights[row].argmax()])]) for row in range(len(spans))]
     expected = [a.strip("() ") for item in items for a in (item.matching, item.not_matching)]
@@ -41,10 +42,10 @@ def test_ab_items_are_read_at_the_answer_letter_token(smollm2):
 def test_caa_vector_is_the_mean_of_pair_differences(smollm2, refusal_vector):
     model, tokenizer = smollm2
     items = load_contrast_data(sample_path("caa/refusal_generate.json"))[:6]
-    spans = [caa._spans(tokenizer, item, "auto", None) for item in items]
+    spans = [fitting._spans(tokenizer, item, "auto", None) for item in items]
     pos = caa.read_activations(model, tokenizer, [s[0] for s in spans], [15], "auto")[15]
     neg = caa.read_activations(model, tokenizer, [s[1] for s in spans], [15], "auto")[15]
-    small = caa.fit(model, tokenizer, items, layers=15, progress=False, batch_size=4)[15]
+    small = caa.fit_layers(model, tokenizer, items, layers=15, progress=False, batch_size=4)[15]
     torch.testing.assert_close(small.vector.double(), (pos - neg).mean(0), atol=1e-4, rtol=1e-4)
     assert refusal_vector.vector.shape == (576,)
     assert refusal_vector.config["n_pairs"] == 64 and refusal_vector.config["data_format"] == "ab"
@@ -72,9 +73,9 @@ def test_completion_pairs_with_prompts_and_normalisation(smollm2):
         {"prompt": "How do you feel?", "positive": "Wonderful, thank you!", "negative": "Terrible, go away."},
         {"prompt": "How was the film?", "positive": "A delight from start to end.", "negative": "A dreadful bore."},
     ]
-    vectors = caa.fit(model, tokenizer, pairs, layers=[4, 6], progress=False)
+    vectors = caa.fit_layers(model, tokenizer, pairs, layers=[4, 6], progress=False)
     assert set(vectors) == {4, 6} and vectors[4].config["data_format"] == "completion"
-    raw = caa.fit(
+    raw = caa.fit_layers(
         model,
         tokenizer,
         [{"positive": p["positive"], "negative": p["negative"]} for p in pairs],
@@ -91,9 +92,9 @@ def test_bad_caa_input(smollm2, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     with pytest.raises(DataError, match="empty"):
-        caa.fit(model, tokenizer, empty, layers=[3])
+        caa.fit_layers(model, tokenizer, empty, layers=[3])
     with pytest.raises(DataError, match="mixes"):
-        caa.fit(
+        caa.fit_layers(
             model,
             tokenizer,
             [
@@ -103,9 +104,9 @@ def test_bad_caa_input(smollm2, tmp_path):
             layers=[3],
         )
     with pytest.raises(ConfigError, match="A/B"):
-        caa.fit(model, tokenizer, [{"positive": "a", "negative": "b"}], layers=[3], read="answer")
+        caa.fit_layers(model, tokenizer, [{"positive": "a", "negative": "b"}], layers=[3], read="answer")
     with pytest.raises(Exception, match="out of range"):
-        caa.fit(model, tokenizer, [{"positive": "a", "negative": "b"}], layers=[99])
+        caa.fit_layers(model, tokenizer, [{"positive": "a", "negative": "b"}], layers=[99])
 
 
 def test_shared_instruction_cache_gives_the_same_probabilities_as_full_prompts(smollm2, refusal_vector):

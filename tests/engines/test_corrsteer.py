@@ -8,35 +8,19 @@ import torch
 from scipy.stats import pearsonr
 
 from saesteer.engines import corrsteer
-from saesteer.engines.corrsteer import Generation, SelectedFeature
+from saesteer.engines.corrsteer import SelectedFeature
+from saesteer.engines.corrsteer.harvest import _pool
 from saesteer.errors import ConfigError
 from saesteer.stats import FeatureStats
 from saesteer.store import Store
-from saesteer.tasks import capitals_task
-
-
-def test_valid_steps_stop_after_the_step_that_produced_eos():
-    generated = torch.tensor([[5, 2, 2, 2], [5, 6, 7, 8]])
-    assert corrsteer._valid_steps(generated, {2}, 4).tolist() == [[True, True, False, False], [True] * 4]
+from saesteer.tasks import capitals_task, rewards, run_task
 
 
 def test_pooling_ignores_steps_after_eos():
     latents = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [9.0, 9.0]]])
     valid = torch.tensor([[True, True, False]])
-    assert corrsteer._pool(latents, valid, "max").tolist() == [[3.0, 2.0]]
-    assert corrsteer._pool(latents, valid, "mean").tolist() == [[2.0, 1.0]]
-
-
-def test_side_effect_ratio_counts_only_changed_outputs():
-    base = [Generation("a", "x", 1.0), Generation("b", "y", 0.0), Generation("c", "z", 1.0), Generation("d", "w", 0.0)]
-    new = [
-        Generation("a", "x", 1.0),
-        Generation("b", "y2", 1.0),
-        Generation("c", "z2", 0.0),
-        Generation("d", "w2", 0.0),
-    ]
-    assert corrsteer.side_effect_ratio(base, new) == 0.5
-    assert corrsteer.side_effect_ratio(base, base) is None
+    assert _pool(latents, valid, "max").tolist() == [[3.0, 2.0]]
+    assert _pool(latents, valid, "mean").tolist() == [[2.0, 1.0]]
 
 
 def test_selection_is_positive_only_and_variants_differ():
@@ -61,7 +45,7 @@ def test_selection_is_positive_only_and_variants_differ():
 def fitted(smollm2, smollm2_sae):
     model, tokenizer = smollm2
     sae, _ = smollm2_sae
-    return corrsteer.fit(
+    return corrsteer.fit_features(
         model, tokenizer, capitals_task(), {8: sae}, variant="A", samples=32, batch_size=16, progress=False
     )
 
@@ -72,7 +56,7 @@ def test_streaming_statistics_equal_a_batch_computation(smollm2, smollm2_sae, fi
     samples = task.samples("train")[:32]
     xs, ys = [], []
     for start in range(0, 32, 16):
-        texts, pooled = corrsteer.generate_and_read(
+        done, pooled = corrsteer.generate_and_read(
             model,
             tokenizer,
             task,
@@ -82,7 +66,7 @@ def test_streaming_statistics_equal_a_batch_computation(smollm2, smollm2_sae, fi
             pool="max",
         )
         xs.append(pooled[:, 0])
-        ys.extend(task.reward(s, t) for s, t in zip(samples[start : start + 16], texts, strict=True))
+        ys.extend(rewards(task, samples[start : start + 16], done.texts))
     x = torch.cat(xs).double().numpy()
     stats = fitted.harvest.stats
     assert stats.n == 32 and 0 < stats.n_pos < 32, "the capitals reward must vary on the bundled model"
@@ -102,15 +86,16 @@ def test_artifact_steers_at_corrsteer_positions_with_c_times_decoder_row(smollm2
     torch.testing.assert_close(item.operator.vector.reshape(-1), expected, rtol=1e-5, atol=1e-6)
     model, tokenizer = smollm2
     test = capitals_task().samples("test")[:8]
-    pushed = corrsteer.evaluate(model, tokenizer, capitals_task(), test, fitted.artifact.interventions(alpha=80.0))
-    plain = corrsteer.evaluate(model, tokenizer, capitals_task(), test)
+    pushed = run_task(model, tokenizer, capitals_task(), test, steering=fitted.artifact.interventions(alpha=80.0))
+    plain = run_task(model, tokenizer, capitals_task(), test)
     assert [p.generation for p in pushed] != [p.generation for p in plain]
 
 
 def test_save_and_load_through_the_store(tmp_path, fitted):
     store = Store(tmp_path)
-    corrsteer.save(store, "capitals-A", fitted, task="capitals", pool="max")
-    loaded = corrsteer.load(store, "capitals-A")
+    stats = corrsteer.StatsCompanion(fitted.harvest.stats, "capitals", "max", fitted.artifact.model_id, "resid_post")
+    store.save("capitals-A", fitted.artifact, companions=[stats])
+    loaded = store.load("capitals-A")
     assert loaded.features == fitted.artifact.features
     torch.testing.assert_close(loaded.vectors()[8], fitted.artifact.vectors()[8])
     assert store.top_features("capitals", fitted.artifact.model_id, 8, k=1)[0][0] == fitted.artifact.features[0].feature
@@ -119,7 +104,7 @@ def test_save_and_load_through_the_store(tmp_path, fitted):
 
 def test_variant_p_validates_each_layer(smollm2, smollm2_sae):
     model, tokenizer = smollm2
-    result = corrsteer.fit(
+    result = corrsteer.fit_features(
         model,
         tokenizer,
         capitals_task(),

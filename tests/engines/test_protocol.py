@@ -69,7 +69,7 @@ def test_every_registered_method_has_a_tiny_config_here():
 @pytest.fixture
 def store(tmp_path: Path, smollm2_sae: Any) -> Store:
     """A fresh store holding SmolLM2's layer-8 SAE (CorrSteer reads it)."""
-    return Store(store_with_sae(tmp_path / "store", smollm2_sae))
+    return Store(store_with_sae(tmp_path / "store", smollm2_sae[0]))
 
 
 @pytest.mark.slow

@@ -22,14 +22,7 @@ from torch import Tensor
 
 from saesteer.engines.corrsteer.artifact import POSITIONS, CorrSteerArtifact, SelectedFeature, Variant
 from saesteer.engines.corrsteer.harvest import Generation, Harvest, Pool, generate_and_read, harvest
-from saesteer.engines.corrsteer.selection import (
-    CorrSteerResult,
-    evaluate,
-    examples,
-    fit_features,
-    select,
-    side_effect_ratio,
-)
+from saesteer.engines.corrsteer.selection import CorrSteerResult, examples, fit_features, select
 from saesteer.engines.protocol import DataContext, Fitted, Log, Method, MethodConfig
 from saesteer.errors import ConfigError, StoreError
 from saesteer.stats import FeatureStats
@@ -46,13 +39,11 @@ __all__ = [
     "Harvest",
     "SelectedFeature",
     "StatsCompanion",
-    "evaluate",
     "fit",
     "fit_features",
     "generate_and_read",
     "harvest",
     "select",
-    "side_effect_ratio",
 ]
 
 

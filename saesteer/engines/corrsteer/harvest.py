@@ -3,8 +3,7 @@ positions, streamed into float64 FeatureStats against the reward."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,15 +11,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from saesteer.data.chat import chat_prompt, encode
 from saesteer.distributed import gather, world
 from saesteer.errors import ConfigError, DataError
-from saesteer.models.layers import check_context, check_layer, decoder_layers
-from saesteer.runtime.capture import add_reader
+from saesteer.generation import Completions, complete
+from saesteer.models.layers import check_layer
 from saesteer.runtime.intervention import HookPoint
 from saesteer.saes import check_sae_fits
 from saesteer.stats import FeatureStats
 from saesteer.tasks.base import Sample, Split, Task
+from saesteer.tasks.base import rewards as task_rewards
 
 Pool = Literal["max", "mean"]
 
@@ -33,26 +32,6 @@ class Generation:
     generation: str
     reward: float
     top_latents: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
-
-
-def _prompts(tokenizer: Any, task: Task, samples: Sequence[Sample]) -> list[str]:
-    return [chat_prompt(tokenizer, s.prompt) if task.chat else s.prompt for s in samples]
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    eos = model.generation_config.eos_token_id
-    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
-
-
-def _valid_steps(generated: Tensor, eos: set[int], steps: int) -> Tensor:
-    """(B, steps) bool: step t reads the input that produced generated token t; it counts while no EOS
-    was generated before it (the step that produces EOS still counts)."""
-    is_eos = torch.zeros_like(generated, dtype=torch.bool)
-    for token in eos:
-        is_eos |= generated == token
-    before = torch.cumsum(is_eos.long(), dim=1) - is_eos.long()
-    return (before == 0)[:, :steps]
 
 
 def _pool(latents: Tensor, valid: Tensor, pool: Pool) -> Tensor:
@@ -72,46 +51,31 @@ def generate_and_read(
     hook_point: HookPoint,
     pool: Pool,
     steering: Any = None,
-) -> tuple[list[str], Tensor]:
-    """Greedy generations and pooled SAE latents (B, L, D) at the CorrSteer positions."""
-    from saesteer.runtime.steer import steer
-
+) -> tuple[Completions, Tensor]:
+    """One batch of greedy generations (first-step logits when the task scores them) and the pooled SAE
+    latents (B, L, D) at the CorrSteer positions: every step that produced a generated token up to EOS."""
     layers = sorted(saes)
-    blocks = decoder_layers(model)
-    steps: dict[int, list[Tensor]] = {layer: [] for layer in layers}
-
-    def reader(layer: int) -> Callable[[Tensor], None]:
-        def read(hidden: Tensor) -> None:
-            steps[layer].append(hidden[:, -1].detach())  # last prompt token at prefill, then each new token
-
-        return read
-
-    batch = encode(tokenizer, _prompts(tokenizer, task, samples), templated=task.chat)
-    check_context(model, batch["input_ids"].shape[1] + task.max_new_tokens)
-    handles = []
-    try:
-        for layer in layers:
-            handles.append(add_reader(blocks[layer], hook_point, reader(layer)))
-        context = steer(model, steering) if steering is not None else nullcontext()
-        with context, torch.no_grad():
-            out = model.generate(
-                **batch, max_new_tokens=task.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-            )
-    finally:
-        for handle in handles:
-            handle.remove()
-    generated = out[:, batch["input_ids"].shape[1] :]
-    texts = [t.strip() for t in tokenizer.batch_decode(generated, skip_special_tokens=True)]
-    if not layers:
-        return texts, torch.zeros(len(samples), 0, 0)
-    valid = _valid_steps(generated, _eos_ids(model, tokenizer), len(steps[layers[0]]))
+    done = complete(
+        model,
+        tokenizer,
+        [s.prompt for s in samples],
+        max_new_tokens=task.max_new_tokens,
+        steering=steering,
+        batch_size=max(1, len(samples)),
+        chat=task.chat,
+        templated=task.chat,
+        logits=task.needs_logits,
+        read_layers=layers,
+        read_at=hook_point,
+    )
+    if not layers or done.read_valid is None:
+        return done, torch.zeros(len(samples), 0, 0)
     pooled = []
     for layer in layers:
-        hidden = torch.stack(steps[layer], dim=1).float()  # (B, steps, d)
         with torch.no_grad():
-            latents = saes[layer].encode(hidden)
-        pooled.append(_pool(latents, valid, pool))
-    return texts, torch.stack(pooled, dim=1)
+            latents = saes[layer].encode(done.reads[layer].float())  # (B, steps, d_sae)
+        pooled.append(_pool(latents, done.read_valid, pool))
+    return done, torch.stack(pooled, dim=1)
 
 
 @dataclass
@@ -156,10 +120,11 @@ def harvest(
     batches = current.my_batches(len(items), batch_size)
     for start, end in tqdm(batches, desc=f"harvest {task.name}", disable=not progress or not current.is_main):
         chunk = items[start:end]
-        texts, pooled = generate_and_read(
+        done, pooled = generate_and_read(
             model, tokenizer, task, chunk, {index: saes[index] for index in layers}, hook_point=hook_point, pool=pool
         )
-        rewards = torch.tensor([task.reward(s, t) for s, t in zip(chunk, texts, strict=True)], dtype=torch.float64)
+        texts = done.texts
+        rewards = torch.tensor(task_rewards(task, chunk, texts, done.first_logits), dtype=torch.float64)
         stats.update(pooled, rewards)
         for row, (sample, text) in enumerate(zip(chunk, texts, strict=True)):
             top = {}

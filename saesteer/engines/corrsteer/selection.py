@@ -1,20 +1,20 @@
-"""CorrSteer's selection (positive correlation, S/A/P), held-out evaluation, SER and the fit pipeline."""
+"""CorrSteer's selection (positive correlation, S/A/P) and the fit pipeline (variant P prunes layers on val)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from saesteer.engines.corrsteer.artifact import CorrSteerArtifact, SelectedFeature, Variant
-from saesteer.engines.corrsteer.harvest import Generation, Harvest, Pool, generate_and_read, harvest
+from saesteer.engines.corrsteer.harvest import Harvest, Pool, harvest
 from saesteer.errors import ConfigError, DataError
 from saesteer.models.loading import model_id
 from saesteer.runtime.intervention import HookPoint
 from saesteer.stats import FeatureStats
-from saesteer.tasks.base import Sample, Task
+from saesteer.tasks.base import Task
+from saesteer.tasks.run import mean_reward, run_task
 
 
 def select(stats: FeatureStats, variant: Variant = "A", top_k: int = 20) -> tuple[list[SelectedFeature], dict]:
@@ -32,31 +32,6 @@ def select(stats: FeatureStats, variant: Variant = "A", top_k: int = 20) -> tupl
         raise DataError("No feature correlates positively with the reward. Fix: use a task whose reward varies.")
     chosen = [max(best, key=lambda f: f.r)] if variant == "S" else best
     return chosen, {layer: ranked[layer] for layer in stats.layers}
-
-
-def evaluate(
-    model: Any, tokenizer: Any, task: Task, samples: Sequence[Sample], steering: Any = None, *, batch_size: int = 8
-) -> list[Generation]:
-    """Generations and rewards on ``samples``, optionally steered (the artifact's own positions)."""
-    records: list[Generation] = []
-    for start in range(0, len(samples), batch_size):
-        chunk = list(samples[start : start + batch_size])
-        texts, _ = generate_and_read(
-            model, tokenizer, task, chunk, {}, hook_point="resid_post", pool="max", steering=steering
-        )
-        records.extend(Generation(s.id, t, task.reward(s, t)) for s, t in zip(chunk, texts, strict=True))
-    return records
-
-
-def side_effect_ratio(baseline: Sequence[Generation], steered: Sequence[Generation]) -> float | None:
-    """CorrSteer's SER: among samples whose steered output differs from the baseline's, the fraction whose
-    reward got worse. None when nothing changed."""
-    worse = better = 0
-    for base, new in zip(baseline, steered, strict=True):
-        if base.generation != new.generation:
-            worse += new.reward < base.reward
-            better += new.reward > base.reward
-    return worse / (worse + better) if worse + better else None
 
 
 @dataclass
@@ -103,10 +78,18 @@ def fit_features(
     validation: dict[str, Any] = {}
     if variant == "P":
         val = task.samples("val")[:val_limit]
-        base = _mean_reward(evaluate(model, tokenizer, task, val, batch_size=batch_size))
+        base = mean_reward(run_task(model, tokenizer, task, val, batch_size=batch_size, templated=task.chat))
         per_layer = {
-            f.layer: _mean_reward(
-                evaluate(model, tokenizer, task, val, artifact.restricted([f.layer]), batch_size=batch_size)
+            f.layer: mean_reward(
+                run_task(
+                    model,
+                    tokenizer,
+                    task,
+                    val,
+                    steering=artifact.restricted([f.layer]),
+                    batch_size=batch_size,
+                    templated=task.chat,
+                )
             )
             for f in chosen
         }
@@ -114,10 +97,6 @@ def fit_features(
         artifact = artifact.restricted(kept)
         validation = {"baseline": base, "per_layer": per_layer, "kept_layers": kept, "n_val": len(val)}
     return CorrSteerResult(artifact, found, ranked, validation)
-
-
-def _mean_reward(records: Sequence[Generation]) -> float:
-    return sum(r.reward for r in records) / max(1, len(records))
 
 
 def _sae_hook_point(saes: dict[int, Any]) -> HookPoint:

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from saesteer.data.chat import chat_prompt, encode, has_chat_template
+from saesteer.data.examples import pack, prompt_ids
 from saesteer.data.pairs import read_rows
 from saesteer.errors import ConfigError, DataError
-from saesteer.models.layers import check_context
+from saesteer.generation import complete, cut_at_eos, eos_ids
 
 Judge = Callable[[Sequence[str], Sequence[str]], list[float]]  # (prompts, responses) -> scores, higher = better
 
@@ -60,21 +59,6 @@ class Triplet:
     label: float = 1.0
 
 
-def _eos_ids(model: object, tokenizer: object) -> set[int]:
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    token = getattr(tokenizer, "eos_token_id", None)
-    return ids | ({token} if token is not None else set())
-
-
-def _cut(tokens: list[int], eos: set[int], pad: int | None) -> list[int]:
-    """Response tokens through the first end-of-sequence token (padding after it dropped)."""
-    for index, token in enumerate(tokens):
-        if token in eos:
-            return tokens[: index + 1]
-    return [t for t in tokens if t != pad]
-
-
 def build_triplets(
     model: object,
     tokenizer: object,
@@ -96,26 +80,25 @@ def build_triplets(
         raise ConfigError("The trait instruction is empty. Fix: pass e.g. 'Answer in a very happy tone.'")
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}. Fix: pass e.g. 48.")
-    tok: object = tokenizer
-    eos, pad = _eos_ids(model, tok), getattr(tok, "pad_token_id", None)
-    templated = has_chat_template(tok)
-    torch.manual_seed(seed)
+    steered = [steered_prompt(p, instruction) for p in prompts]
+    done = complete(
+        model,
+        tokenizer,
+        steered,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        sampling={"temperature": temperature, "top_k": 0} if sample else None,
+        seed=seed,
+        progress=progress,
+        desc="PSR triplets",
+    )
+    eos, pad = eos_ids(model, tokenizer), getattr(tokenizer, "pad_token_id", None)
     found: list[Triplet] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="PSR triplets", disable=not progress):
-        chunk = list(prompts[start : start + batch_size])
-        steered = [steered_prompt(p, instruction) for p in chunk]
-        batch = encode(tok, [chat_prompt(tok, s) for s in steered], templated=templated)
-        check_context(model, batch["input_ids"].shape[1] + max_new_tokens)
-        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if sample else {"do_sample": False}
-        with torch.no_grad():
-            out = model.generate(  # type: ignore[attr-defined]
-                **batch, max_new_tokens=max_new_tokens, pad_token_id=pad, **sampling
-            )
-        for prompt, steered_text, row in zip(chunk, steered, out[:, batch["input_ids"].shape[1] :], strict=True):
-            ids = _cut(row.tolist(), eos, pad)
-            if ids:
-                text = tok.decode(ids, skip_special_tokens=True).strip()  # type: ignore[attr-defined]
-                found.append(Triplet(prompt, steered_text, tuple(ids), text))
+    for prompt, steered_text, row in zip(prompts, steered, done.ids, strict=True):
+        ids = cut_at_eos(row, eos, pad)  # through the first EOS, else the row without padding
+        if ids:
+            text = tokenizer.decode(ids, skip_special_tokens=True).strip()  # type: ignore[attr-defined]
+            found.append(Triplet(prompt, steered_text, tuple(ids), text))
     return _judged(found, coherence_judge, attr_judge)
 
 
@@ -150,25 +133,12 @@ class PairBatch:
 
 def pair_batch(tokenizer: object, triplets: Sequence[Triplet], *, steered: bool) -> PairBatch:
     """Tokenise chat(x) + y' (or chat(x') + y') with left padding; position ids follow the mask as in generate."""
-    templated = has_chat_template(tokenizer)
-    rows = []
-    for t in triplets:
-        text = chat_prompt(tokenizer, t.steered_prompt if steered else t.prompt)
-        head = tokenizer(text, add_special_tokens=not templated)["input_ids"]  # type: ignore[operator]
-        rows.append((list(head), list(t.response_ids)))
-    width = max(len(h) + len(r) for h, r in rows)
-    pad = getattr(tokenizer, "pad_token_id", None) or 0
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros(len(rows), width, dtype=torch.long)
-    span = torch.zeros(len(rows), width, dtype=torch.bool)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    for row, (head, response) in enumerate(rows):
-        start = width - len(head) - len(response)
-        ids[row, start:] = torch.tensor(head + response)
-        mask[row, start:] = 1
-        first = width - len(response)
-        span[row, first - 1 :] = True
-        labels[row, first - 1 : width - 1] = torch.tensor(response)  # logits at t predict token t + 1
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    heads = [prompt_ids(tokenizer, t.steered_prompt if steered else t.prompt) for t in triplets]
+    batch = pack(tokenizer, heads, [list(t.response_ids) for t in triplets], left=True)
+    span = batch.response.clone()
+    span[:, :-1] |= batch.response[:, 1:]  # the last prompt token predicts the first response token
+    labels = torch.full_like(batch.labels, -100)
+    labels[:, :-1] = batch.labels[:, 1:]  # logits at t predict token t + 1
     strength = torch.tensor([t.label for t in triplets], dtype=torch.float32)
-    return PairBatch({"input_ids": ids, "attention_mask": mask, "position_ids": positions}, span, labels, strength)
+    inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, "position_ids": batch.position_ids}
+    return PairBatch(inputs, span, labels, strength)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from saesteer.bench.judges import (
+from saesteer.eval.judges import (
     RATINGS,
     TEMPLATES,
     JudgeError,
