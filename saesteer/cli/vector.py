@@ -12,6 +12,7 @@ EXAMPLE = """example:
   saesteer vector export --store runs/store sentiment-l8 --out sentiment.gguf --model-hint llama
   saesteer vector import sentiment.gguf --store runs/other --name sentiment --model smollm2-135m-instruct
   saesteer vector fold --store runs/store sentiment-l8 --alpha 4 --model smollm2-135m-instruct --out folded/
+  saesteer vector orthogonalize --store runs/store refuse --model smollm2-135m-instruct --out ablated/
 
 .gguf files are llama.cpp control vectors (direction.{layer}); .safetensors files hold {"layer": vector}.
 export and fold take any artifact that is one constant vector at one layer (CAA, PrOSV: its trained
@@ -47,6 +48,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fold.add_argument("--alpha", type=float, required=True)
     fold.add_argument("--out", required=True)
     fold.set_defaults(run=run_fold)
+    ortho = actions.add_parser(
+        "orthogonalize", help="write a model copy with a stored ablation direction projected out of its weights"
+    )
+    ortho.add_argument("name", help="a stored all-layers directional ablation (saesteer train ablation)")
+    ortho.add_argument("--store", required=True)
+    ortho.add_argument("--model", required=True)
+    ortho.add_argument("--out", required=True)
+    ortho.set_defaults(run=run_orthogonalize)
 
 
 def single_vector(store: Any, name: str, model: Any = None) -> Any:
@@ -105,4 +114,22 @@ def run_fold(args: argparse.Namespace) -> None:
     model, tokenizer = load_model(args.model)
     check_artifact_fits(vector, model, args.name)
     path = fold_vector(model, vector, args.alpha, args.out, tokenizer=tokenizer)
+    console.print(f"wrote {path}: load it with AutoModelForCausalLM.from_pretrained (no saesteer needed)")
+
+
+def run_orthogonalize(args: argparse.Namespace) -> None:
+    from saesteer.errors import VectorError
+    from saesteer.interop import orthogonalize_model
+    from saesteer.models import load_model
+    from saesteer.store import Store, check_artifact_fits
+
+    artifact = Store(args.store).load(args.name)  # a missing or damaged artifact fails before the model loads
+    if artifact.method != "ablation":
+        raise VectorError(
+            f"{args.name!r} is a {artifact.method} artifact, not a directional ablation. "
+            "Fix: orthogonalize an artifact made by 'saesteer train ablation' (fold additive vectors instead)."
+        )
+    model, tokenizer = load_model(args.model)
+    check_artifact_fits(artifact, model, args.name)
+    path = orthogonalize_model(model, artifact, args.out, tokenizer=tokenizer)
     console.print(f"wrote {path}: load it with AutoModelForCausalLM.from_pretrained (no saesteer needed)")

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from saesteer.engines.protocol import Method
 from saesteer.errors import ConfigError
 
-BUILTIN = ("caa", "corrsteer", "prosv", "psr")
+BUILTIN = ("ablation", "caa", "corrsteer", "prosv", "psr", "sae_edit")
 _METHODS: dict[str, Method] = {}
 _ARTIFACTS: dict[str, type] = {}
 _loaded = False

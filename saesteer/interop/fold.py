@@ -161,14 +161,14 @@ def _bias(block: nn.Module, path: str) -> torch.Tensor:
     return bias
 
 
-def _save(model: Any, tokenizer: Any, target: Path, record: dict[str, Any]) -> Path:
+def _save(model: Any, tokenizer: Any, target: Path, record: dict[str, Any], record_name: str = RECORD) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
-        (staging / RECORD).write_text(json.dumps(record, indent=2))
+        (staging / record_name).write_text(json.dumps(record, indent=2))
         if target.exists():
             target.rmdir()
         staging.rename(target)

@@ -1,6 +1,7 @@
 """The steering runtime: interventions, position policies, operators (cached and trainable), readers and ``steer``."""
 
 from saesteer.runtime.capture import capture, reading
+from saesteer.runtime.conditions import Conditional, LatentAbove, ProjectionAbove, when
 from saesteer.runtime.hooks import StopForward, hidden_of, with_hidden
 from saesteer.runtime.intervention import Intervention
 from saesteer.runtime.operators import AddVector
@@ -15,6 +16,7 @@ from saesteer.runtime.positions import (
     prompt_prefix_suffix,
 )
 from saesteer.runtime.probe_operator import GatedProbe
+from saesteer.runtime.sae_edit import LatentEdit, SAEEdit
 from saesteer.runtime.steer import build_interventions, steer
 from saesteer.runtime.trainable import TrainableAdd, TrainableProbe
 
@@ -22,12 +24,17 @@ __all__ = [
     "AddVector",
     "AfterInstruction",
     "AllTokens",
+    "Conditional",
     "ExplicitMask",
     "GatedProbe",
     "GeneratedOnly",
     "Intervention",
     "LastPromptAndGenerated",
+    "LatentAbove",
+    "LatentEdit",
+    "ProjectionAbove",
     "PromptPrefixSuffix",
+    "SAEEdit",
     "StopForward",
     "TrainableAdd",
     "TrainableProbe",
@@ -38,5 +45,6 @@ __all__ = [
     "prompt_prefix_suffix",
     "reading",
     "steer",
+    "when",
     "with_hidden",
 ]

@@ -11,6 +11,8 @@ from torch import Tensor, nn
 
 from saesteer.errors import ConfigError, VectorError
 from saesteer.models.layers import check_layer, context_length, decoder_layers, hidden_size
+from saesteer.runtime.capture import add_reader
+from saesteer.runtime.conditions import Condition, check_conditions
 from saesteer.runtime.hooks import hidden_of, with_hidden
 from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.operators import AddVector, as_vectors
@@ -60,6 +62,7 @@ def build_interventions(
                 f"Vector width {item.operator.width} does not match the model's hidden size {width}. "
                 "Fix: use a vector trained on this model (or this model's SAE)."
             )
+        check_conditions(item, len(decoder_layers(model)))
     return items
 
 
@@ -118,11 +121,15 @@ def steer(
     layers = decoder_layers(model)
     tracker = StepTracker(end_of_turn_markers(model), context_length(model))
     groups: dict[tuple[int, str], list[Intervention]] = defaultdict(list)
+    conditions: dict[int, Condition] = {}
     for item in items:
         groups[(item.layer, item.hook_point)].append(item)
+        conditions.update((id(c), c) for c in check_conditions(item, len(layers)))
     handles = []
     try:
         handles.append(decoder_owner(model).register_forward_pre_hook(tracker, with_kwargs=True))
+        for condition in conditions.values():  # readers first: a condition sees its point before any edit there
+            handles.append(add_reader(layers[condition.layer], condition.hook_point, condition.read))
         for (index, point), group in groups.items():
             if point == "resid_post":
                 handles.append(layers[index].register_forward_hook(_output_hook(tracker, group)))
@@ -132,3 +139,5 @@ def steer(
     finally:
         for handle in handles:
             handle.remove()
+        for condition in conditions.values():
+            condition.observed = None

@@ -35,6 +35,7 @@ def readme_example() -> str:
 exec(compile(readme_example(), str(README), "exec"), {"__name__": "readme_example"})  # registers prompt-pair
 
 TINY: dict[str, dict[str, Any]] = {
+    "ablation": {"instruction": "Reply only in French.", "layer": 6, "n_prompts": 4},
     "caa": {"data": str(sample_path("sentiment/pairs.jsonl")), "layer": 8},
     "corrsteer": {"task": "capitals", "layers": [8], "samples": 16, "batch_size": 16},
     "prosv": {
@@ -58,6 +59,7 @@ TINY: dict[str, dict[str, Any]] = {
         "alpha": 1.0,
     },
     "prompt-pair": {"layer": 6},
+    "sae_edit": {"sae": "sae-l8", "edits": ["3=10", "40+=5"]},
 }
 PROMPTS = ["How was your weekend?", "Describe your city.", "What is a balance sheet?", "Tell me a story."]
 
