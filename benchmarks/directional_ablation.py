@@ -5,7 +5,8 @@ direction is the diff-mean of block-output activations (last prompt token) with 
 prompt on 30 training instructions (shipped AxBench train_instructions); its read layer is chosen by the
 French rate under ablation on 10 further training instructions. On 20 held-out instructions (shipped AxBench
 instructions) it reports the French rate: unprompted, prompted, prompted + runtime ablation (exact form,
-every block input and attention/MLP output), prompted + block-level ablation (steer() interventions),
+every block input and attention/MLP output), prompted + the stored artifact through steer() (the same sites),
+prompted + block-output ablation at the read layer only,
 prompted + the orthogonalised checkpoint (plain transformers), and token equality of the last two forms.
 Writes benchmarks/results/directional_ablation.{json,md}.
 
@@ -87,7 +88,11 @@ def main() -> None:
         "unprompted": (None, None),
         "prompted": (INSTRUCTION, None),
         "prompted + runtime ablation (exact)": (INSTRUCTION, ablate(model, artifact.direction)),
-        "prompted + block-level ablation (steer)": (INSTRUCTION, steer(model, artifact)),
+        "prompted + steer(artifact)": (INSTRUCTION, steer(model, artifact)),
+        "prompted + read-layer block output only": (
+            INSTRUCTION,
+            steer(model, artifact.interventions(layer=best, hook_point="resid_post")),
+        ),
         "unprompted + runtime ablation (exact)": (None, ablate(model, artifact.direction)),
     }
     outputs = {
@@ -99,7 +104,7 @@ def main() -> None:
         outputs["prompted + orthogonalised checkpoint"] = run(ortho, tok, test, INSTRUCTION, None, args.tokens)
     exact = outputs["prompted + runtime ablation (exact)"].ids
     weights = outputs["prompted + orthogonalised checkpoint"].ids
-    block = outputs["prompted + block-level ablation (steer)"].ids
+    through_steer = outputs["prompted + steer(artifact)"].ids
     result = {
         "model": args.model,
         "instruction": INSTRUCTION,
@@ -111,7 +116,7 @@ def main() -> None:
         "layer_sweep": sweep,
         "french_rate": {name: rate(out.texts) for name, out in outputs.items()},
         "checkpoint_equals_runtime": sum(a == b for a, b in zip(exact, weights, strict=True)),
-        "block_level_equals_exact": sum(a == b for a, b in zip(exact, block, strict=True)),
+        "steer_equals_exact": sum(a == b for a, b in zip(exact, through_steer, strict=True)),
         "examples": {name: out.texts[:3] for name, out in outputs.items()},
         "seconds": round(time.time() - start, 1),
     }
@@ -119,7 +124,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(json.dumps({k: result[k] for k in ("read_layer", "french_rate", "checkpoint_equals_runtime")}, indent=2))
-    print(f"block_level_equals_exact {result['block_level_equals_exact']}/{len(test)}; {result['seconds']} s")
+    print(f"steer_equals_exact {result['steer_equals_exact']}/{len(test)}; {result['seconds']} s")
 
 
 if __name__ == "__main__":

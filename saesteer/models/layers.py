@@ -91,3 +91,22 @@ def check_context(model: Any, tokens: int) -> None:
             f"{tokens} tokens exceed {type(model).__name__}'s context of {limit}. "
             "Fix: shorten the prompt, truncate the data, or generate fewer tokens."
         )
+
+
+_ATTENTION = ("self_attn", "attn", "attention")
+_MLP = ("mlp", "feed_forward")
+
+
+def sublayers(block: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """The attention and MLP modules of a decoder block (Llama/Qwen/Mistral/Gemma: self_attn, mlp)."""
+    found = [
+        next((getattr(block, n) for n in names if isinstance(getattr(block, n, None), nn.Module)), None)
+        for names in (_ATTENTION, _MLP)
+    ]
+    attention, mlp = found
+    if attention is None or mlp is None:
+        raise UnknownArchitectureError(
+            f"Cannot find the attention ({'/'.join(_ATTENTION)}) and MLP ({'/'.join(_MLP)}) modules of "
+            f"{type(block).__name__}. Fix: use the block-level hook points resid_pre / resid_post for this model."
+        )
+    return attention, mlp

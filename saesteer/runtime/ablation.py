@@ -1,11 +1,11 @@
 """Directional ablation (Arditi et al. 2024): remove the component of h along a unit direction r.
 
 ``AblateDirection`` is the operator, h <- h - scale * (h.r)r on the masked tokens (scale 1 ablates, 0 is a
-no-op); it works at block level through ``steer`` like any operator. ``ablate`` is the exact runtime form
-of the weight orthogonalisation (``saesteer.interop.orthogonalize_model``): it ablates r at the input of
-every decoder block and at the output of every attention and MLP sublayer, so the residual stream and
-every sublayer's input never hold r. Block-level hooks alone cannot do that: the MLP of a block reads the
-attention output before the block output exists.
+no-op); it works through ``steer`` like any operator. ``ablate`` is the exact runtime form of the weight
+orthogonalisation (``saesteer.interop.orthogonalize_model``): through ``steer`` it ablates r at the input of
+every decoder block and at the output of every attention and MLP sublayer (hook points resid_pre,
+attn_out, mlp_out), so the residual stream and every sublayer's input never hold r. Block-level hooks
+alone cannot do that: the MLP of a block reads the attention output before the block output exists.
 """
 
 from __future__ import annotations
@@ -13,20 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from saesteer.errors import UnknownArchitectureError, VectorError
-from saesteer.models.layers import context_length, decoder_layers, hidden_size
-from saesteer.runtime.hooks import hidden_of, with_hidden
+from saesteer.errors import VectorError
+from saesteer.models.layers import decoder_layers
+from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.operators import as_alpha, as_vectors
-from saesteer.runtime.positions import PositionPolicy, parse_positions
-from saesteer.runtime.tracker import StepTracker, decoder_owner, end_of_turn_markers
-
-_ATTENTION = ("self_attn", "attn", "attention")
-_MLP = ("mlp", "feed_forward")
+from saesteer.runtime.positions import PositionPolicy
 
 
 def unit_direction(direction: Tensor) -> Tensor:
@@ -76,19 +71,12 @@ class AblateDirection:
         return torch.where(mask[..., None], edited, hidden)
 
 
-def sublayers(block: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """The attention and MLP modules of a decoder block (Llama/Qwen/Mistral/Gemma: self_attn, mlp)."""
-    found = [
-        next((getattr(block, n) for n in names if isinstance(getattr(block, n, None), nn.Module)), None)
-        for names in (_ATTENTION, _MLP)
-    ]
-    attention, mlp = found
-    if attention is None or mlp is None:
-        raise UnknownArchitectureError(
-            f"Cannot find the attention ({'/'.join(_ATTENTION)}) and MLP ({'/'.join(_MLP)}) modules of "
-            f"{type(block).__name__}. Fix: ablate at block level with steer(model, artifact) instead."
-        )
-    return attention, mlp
+EXACT_POINTS: tuple[HookPoint, ...] = ("resid_pre", "attn_out", "mlp_out")  # per block, the exact form
+
+
+def exact_sites(model: nn.Module) -> list[tuple[int, HookPoint]]:
+    """Where the exact form ablates: every block input and every attention and MLP output."""
+    return [(index, point) for index in range(len(decoder_layers(model))) for point in EXACT_POINTS]
 
 
 @contextmanager
@@ -98,45 +86,16 @@ def ablate(
     *,
     positions: PositionPolicy | str = "all",
     scale: float | Sequence[float] | Tensor = 1.0,
-) -> Iterator[AblateDirection]:
-    """Ablate ``direction`` from every block input and every attention/MLP output inside the block.
+) -> Iterator[list[Intervention]]:
+    """Ablate ``direction`` from every block input and every attention/MLP output, through ``steer``.
 
     With ``positions="all"`` and ``scale=1`` this is exactly what the orthogonalised checkpoint computes.
-    Hooks are removed on exit; it composes with ``steer`` (each keeps its own step tracker).
     """
-    operator = AblateDirection(direction, as_alpha(scale))
-    if operator.width != hidden_size(model):
-        raise VectorError(
-            f"Ablation direction width {operator.width} does not match the model's hidden size "
-            f"{hidden_size(model)}. Fix: use a direction fitted on this model."
-        )
-    policy = parse_positions(positions)
-    tracker = StepTracker(end_of_turn_markers(model), context_length(model))
+    from saesteer.runtime.steer import steer
 
-    def edit(hidden: Tensor) -> Tensor:
-        mask = tracker.mask_for(policy)
-        if mask is False:
-            return hidden
-        rows = operator.rows
-        if rows is not None and rows != hidden.shape[0]:
-            raise VectorError(f"{rows} per-row scales but the batch has {hidden.shape[0]} rows. Fix: one per row.")
-        return operator.apply(hidden, mask)
-
-    def before_block(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if args:
-            return (edit(args[0]), *args[1:]), kwargs
-        kwargs["hidden_states"] = edit(kwargs["hidden_states"])
-        return args, kwargs
-
-    def after_sublayer(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        return with_hidden(output, edit(hidden_of(output)))
-
-    handles = [decoder_owner(model).register_forward_pre_hook(tracker, with_kwargs=True)]
-    try:
-        for block in decoder_layers(model):
-            handles.append(block.register_forward_pre_hook(before_block, with_kwargs=True))
-            handles.extend(module.register_forward_hook(after_sublayer) for module in sublayers(block))
-        yield operator
-    finally:
-        for handle in handles:
-            handle.remove()
+    items = [
+        Intervention(index, AblateDirection(direction, as_alpha(scale)), positions, point)
+        for index, point in exact_sites(model)
+    ]
+    with steer(model, items) as installed:
+        yield installed

@@ -23,7 +23,8 @@ from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.operators import Operator, check_finite
 from saesteer.runtime.sae_edit import check_latent, sae_width
 
-POINT_ORDER = {"resid_pre": 0, "resid_post": 1}
+POINT_ORDER = {"resid_pre": 0, "attn_out": 1, "mlp_out": 2, "resid_post": 3}
+READABLE = ("resid_pre", "resid_post")
 
 
 class Condition(ABC):
@@ -37,7 +38,7 @@ class Condition(ABC):
     def _check(self) -> None:
         if not math.isfinite(float(self.threshold)):
             raise ConfigError(f"Condition threshold is {self.threshold}. Fix: pass a finite number.")
-        if self.hook_point not in POINT_ORDER:
+        if self.hook_point not in READABLE:
             raise ConfigError(f"Unknown hook point {self.hook_point!r}. Fix: use 'resid_post' or 'resid_pre'.")
 
     @property

@@ -8,13 +8,14 @@ from typing import Literal
 from saesteer.runtime.operators import Operator
 from saesteer.runtime.positions import PositionPolicy, parse_positions
 
-HookPoint = Literal["resid_post", "resid_pre"]
-HOOK_POINTS: tuple[str, ...] = ("resid_post", "resid_pre")
+HookPoint = Literal["resid_post", "resid_pre", "attn_out", "mlp_out"]
+HOOK_POINTS: tuple[str, ...] = ("resid_post", "resid_pre", "attn_out", "mlp_out")
 
 
 @dataclass
 class Intervention:
-    """Apply ``operator`` at ``positions`` of the block output (resid_post) or input (resid_pre) of ``layer``."""
+    """Apply ``operator`` at ``positions`` of the block output (resid_post) or input (resid_pre) of ``layer``,
+    or of its attention / MLP sublayer output (attn_out / mlp_out, what those sublayers add to the stream)."""
 
     layer: int
     operator: Operator
@@ -27,6 +28,6 @@ class Intervention:
         self.positions = parse_positions(self.positions)
         if self.hook_point not in HOOK_POINTS:
             raise ConfigError(
-                f"Unknown hook point {self.hook_point!r}. Fix: use 'resid_post' (block output) "
-                "or 'resid_pre' (block input)."
+                f"Unknown hook point {self.hook_point!r}. Fix: use 'resid_post' (block output), "
+                "'resid_pre' (block input), 'attn_out' or 'mlp_out' (sublayer outputs)."
             )

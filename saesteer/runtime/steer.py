@@ -10,7 +10,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from saesteer.errors import ConfigError, VectorError
-from saesteer.models.layers import check_layer, context_length, decoder_layers, hidden_size
+from saesteer.models.layers import check_layer, context_length, decoder_layers, hidden_size, sublayers
 from saesteer.runtime.capture import add_reader
 from saesteer.runtime.conditions import Condition, check_conditions
 from saesteer.runtime.hooks import hidden_of, with_hidden
@@ -102,6 +102,14 @@ def _input_hook(tracker: StepTracker, items: list[Intervention]) -> Any:
     return hook
 
 
+def _module_at(block: nn.Module, point: str) -> nn.Module:
+    """The module whose output is ``point``: the block (resid_post) or its attention / MLP sublayer."""
+    if point == "resid_post":
+        return block
+    attention, mlp = sublayers(block)
+    return attention if point == "attn_out" else mlp
+
+
 @contextmanager
 def steer(
     model: nn.Module,
@@ -131,10 +139,10 @@ def steer(
         for condition in conditions.values():  # readers first: a condition sees its point before any edit there
             handles.append(add_reader(layers[condition.layer], condition.hook_point, condition.read))
         for (index, point), group in groups.items():
-            if point == "resid_post":
-                handles.append(layers[index].register_forward_hook(_output_hook(tracker, group)))
-            else:
+            if point == "resid_pre":
                 handles.append(layers[index].register_forward_pre_hook(_input_hook(tracker, group), with_kwargs=True))
+            else:
+                handles.append(_module_at(layers[index], point).register_forward_hook(_output_hook(tracker, group)))
         yield items
     finally:
         for handle in handles:

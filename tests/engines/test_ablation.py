@@ -45,9 +45,9 @@ def test_ablation_removes_the_projection_of_prompted_activations(fitted: Directi
         return on @ r
 
     before = projection()
-    with fitted.apply(model):
+    with steer(model, fitted):  # every block input and attention/MLP output
         exact = projection()
-    with steer(model, fitted):  # the block-level form
+    with steer(model, fitted.interventions(hook_point="resid_post", layer=LAYER)):  # one block output only
         block = projection()
     assert before.abs().min() > 1.0
     assert exact.abs().max() < 1e-3 and block.abs().max() < 1e-3

@@ -15,6 +15,7 @@ from saesteer.engines.ablation import DirectionAblation
 from saesteer.errors import ConfigError, UnknownArchitectureError
 from saesteer.interop import orthogonalize_model
 from saesteer.interop.orthogonalize import RECORD
+from saesteer.runtime import steer
 from saesteer.runtime.ablation import ablate
 from saesteer.store import Store
 from tests.conftest import chat_batch, hook_count
@@ -47,6 +48,9 @@ def test_checkpoint_generates_the_runtime_ablation_tokens(smollm2: Any, ortho: A
     batch = chat_batch(tokenizer, PROMPTS)  # left-padded: padding is masked out in both forms
     with ablate(model, r):
         ablated = _generate(model, batch)
+    artifact = DirectionAblation(r, list(range(model.config.num_hidden_layers)))  # the stored form, via steer
+    with steer(model, artifact):
+        assert _generate(model, batch) == ablated
     assert _generate(plain, batch) == ablated
     assert _generate(model, batch) != ablated
     assert hook_count(model) == 0

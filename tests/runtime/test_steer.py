@@ -93,6 +93,23 @@ def test_steering_changes_generation_and_alpha_zero_does_not(smollm2, direction)
     assert (pushed - plain).abs().max() > 1e-2
 
 
+def test_sublayer_hook_points_edit_what_attention_and_mlp_add(smollm2):
+    """attn_out / mlp_out steer the sublayer outputs: adding v to what the MLP writes equals adding it to
+    the block output (the MLP output is the block's last addition), while attn_out differs from both."""
+    model, tokenizer = smollm2
+    direction = torch.randn(576, generator=torch.Generator().manual_seed(1))
+    batch = chat_batch(tokenizer, PROMPTS[:2])
+    found = {}
+    with torch.no_grad():
+        for point in ("resid_post", "mlp_out", "attn_out"):
+            with steer(model, direction, layer=10, alpha=2.0, hook_point=point):
+                found[point] = model(**batch).logits
+        plain = model(**batch).logits
+    assert torch.allclose(found["mlp_out"], found["resid_post"], atol=1e-4)
+    assert (found["attn_out"] - found["resid_post"]).abs().max() > 1e-3
+    assert (found["attn_out"] - plain).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
@@ -104,7 +121,7 @@ def test_steering_changes_generation_and_alpha_zero_does_not(smollm2, direction)
         ({"layer": 3, "vector": torch.ones(1, 2, 576)}, VectorError, "shape"),
         ({"layer": None}, ConfigError, "layer=L"),
         ({"layer": 3, "positions": "somewhere"}, ConfigError, "position policy"),
-        ({"layer": 3, "hook_point": "attn_out"}, ConfigError, "hook point"),
+        ({"layer": 3, "hook_point": "attn_in"}, ConfigError, "hook point"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_leaves_no_hook(smollm2, kwargs, error, message):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -11,7 +9,7 @@ import torch
 from torch import Tensor
 
 from saesteer.errors import ConfigError
-from saesteer.runtime.ablation import AblateDirection, ablate, unit_direction
+from saesteer.runtime.ablation import EXACT_POINTS, AblateDirection, unit_direction
 from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.positions import PositionPolicy
 
@@ -22,10 +20,9 @@ Mode = Literal["all-layers", "layers"]
 class DirectionAblation:
     """Ablate h <- h - alpha * (h.r)r (alpha 1: remove the component along r).
 
-    ``mode="all-layers"`` (Arditi et al.): every component, exactly via ``apply`` / ``runtime.ablate`` and as
-    weights via ``interop.orthogonalize_model``; its ``interventions()`` are the block-level form steer() can
-    install today (the first block's input and every block's output), which misses r in each attention
-    output as the MLP of the same block reads it. ``mode="layers"``: the block outputs of ``layers`` only.
+    ``mode="all-layers"`` (Arditi et al.): every block input and every attention and MLP output, through
+    ``steer`` like any artifact; the same as the weights of ``interop.orthogonalize_model``.
+    ``mode="layers"``: the block outputs of ``layers`` only.
     """
 
     direction: Tensor
@@ -62,28 +59,17 @@ class DirectionAblation:
         layer: int | None = None,
         hook_point: HookPoint | None = None,
     ) -> list[Intervention]:
-        """Block-level ablations (alpha scales the removed component; per-row alphas allowed)."""
+        """The ablations (alpha scales the removed component; per-row alphas allowed): in ``all-layers`` mode
+        every block input and attention/MLP output (exactly the orthogonalised weights), else block outputs."""
         where = positions or self.positions
         sites: list[tuple[int, HookPoint]]
         if layer is not None:
             sites = [(layer, hook_point or self.hook_point)]
         elif self.mode == "all-layers":
-            sites = [(self.at_layers[0], "resid_pre"), *((index, "resid_post") for index in self.at_layers)]
+            sites = [(index, point) for index in self.at_layers for point in EXACT_POINTS]
         else:
             sites = [(index, hook_point or self.hook_point) for index in self.at_layers]
         return [Intervention(index, AblateDirection(self.direction, alpha), where, point) for index, point in sites]
-
-    @contextmanager
-    def apply(self, model: Any, alpha: Any = 1.0, positions: PositionPolicy | str | None = None) -> Iterator[None]:
-        """Ablate on ``model`` inside the block: the exact every-component form in ``all-layers`` mode."""
-        from saesteer.runtime.steer import steer
-
-        if self.mode == "all-layers":
-            with ablate(model, self.direction, positions=positions or self.positions, scale=alpha):
-                yield
-        else:
-            with steer(model, self, alpha=alpha, positions=positions):
-                yield
 
     def to_tensors(self) -> dict[str, Tensor]:
         return {"direction": self.direction}
