@@ -7,7 +7,7 @@ import sys
 
 from rich.markup import escape
 
-from saesteer.cli import analyze, bench, corrsteer, evaluate, generate, sae, store, train, vector
+from saesteer.cli import analyze, bench, evaluate, features, generate, sae, store, train, vector
 from saesteer.cli.common import console
 from saesteer.errors import SaesteerError
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sae.add_parser(commands)
     vector.add_parser(commands)
     analyze.add_parser(commands)
-    corrsteer.add_features_parser(commands)
+    features.add_parser(commands)
     bench.add_parser(commands)
     run = commands.add_parser("run", help="run a recipe (recipes/*.yaml)")
     run.add_argument("recipe")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["sae", "vector", "probe", "feature_stats", "eval_result"]
-KINDS: tuple[str, ...] = ("sae", "vector", "probe", "feature_stats", "eval_result")
+Kind = Literal["sae", "vector", "probe", "feature_stats", "eval_result", "feature_summary"]
+KINDS: tuple[str, ...] = ("sae", "vector", "probe", "feature_stats", "eval_result", "feature_summary")
 
 
 @dataclass
