@@ -30,7 +30,7 @@ def test_a_second_method_of_a_taken_name_is_refused():
 
 
 def test_unknown_method_names_the_known_ones():
-    with pytest.raises(ConfigError, match=r"Unknown method 'magic'.*Fix: use one of caa"):
+    with pytest.raises(ConfigError, match=r"Unknown method 'magic'. Fix: use one of .*caa, corrsteer"):
         get_method("magic")
 
 
