@@ -137,7 +137,7 @@ def main() -> None:
         collapse = next((r["g"] for r in rows if r["collapsed"]), None)
         matched[name] = {"best_fluent": best, "collapse_at_g": collapse}
     results = {
-        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/sae_clamp_demo.py " + " ".join(sys.argv[1:]),
+        "command": "python benchmarks/sae_clamp_demo.py " + " ".join(sys.argv[1:]),
         "concept": {"id": data.concept_id, "description": data.description},
         "feature": {"index": feature, "auroc": float(found.auroc[feature]), "mean_pos": top, "peak": peak},
         "detector": {"train_accuracy": detector.train_accuracy, "heldout_accuracy": held_accuracy},
