@@ -90,17 +90,16 @@ def main() -> None:
     sae = trained_sae(model, tokenizer, Path(args.sae_dir))
     data = concept_data(args.concept)
     half_pos, half_neg = len(data.positives) // 2, len(data.negatives) // 2
-    found = separation(
-        pooled_latents(model, tokenizer, sae, data.positives[:half_pos], layer=LAYER, hook_point="resid_post"),
-        pooled_latents(model, tokenizer, sae, data.negatives[:half_neg], layer=LAYER, hook_point="resid_post"),
+    concept_acts = pooled_latents(
+        model, tokenizer, sae, data.positives[:half_pos], layer=LAYER, hook_point="resid_post"
     )
+    neutral_acts = pooled_latents(
+        model, tokenizer, sae, data.negatives[:half_neg], layer=LAYER, hook_point="resid_post"
+    )
+    found = separation(concept_acts, neutral_acts)
     feature = found.ranked(1)[0]
     top = float(found.mean_pos[feature])
-    peak = float(
-        pooled_latents(model, tokenizer, sae, data.positives[:half_pos], layer=LAYER, hook_point="resid_post")[
-            :, feature
-        ].max()
-    )
+    peak = float(concept_acts[:, feature].max())
     positive, negative = pairs(data.concept_id)
     detector = fit_concept_detector(
         model, tokenizer, positive[: len(positive) // 2], negative[: len(negative) // 2], layer=LAYER
