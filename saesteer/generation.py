@@ -129,8 +129,24 @@ def complete(
     template (CorrSteer passes ``templated=task.chat``, its historical rule). ``sampling``: None is greedy,
     else ``do_sample=True`` with these generate kwargs (e.g. temperature). ``seed``: ``torch.manual_seed``
     before the first batch. ``alpha`` may be one value per prompt. ``read_layers`` are read before steering
-    edits them (readers are registered first).
+    edits them (readers are registered first). A ``saesteer.backends.vllm.VLLMModel`` as ``model`` runs the
+    same request on vLLM (all prompts at once; ``read_layers`` is HF-only).
     """
+    if getattr(model, "backend", "hf") == "vllm":  # saesteer.backends.vllm.VLLMModel: same contract
+        return model.complete(
+            prompts,
+            max_new_tokens=max_new_tokens,
+            steering=steering,
+            alpha=alpha,
+            positions=positions,
+            chat=chat,
+            templated=templated,
+            sampling=sampling,
+            seed=seed,
+            logits=logits,
+            progress=progress,
+            read_layers=read_layers,
+        )
     alphas = list(alpha) if isinstance(alpha, Sequence) else None
     texts = [chat_prompt(tokenizer, p) if chat else p for p in prompts]
     special = (chat and has_chat_template(tokenizer)) if templated is None else templated

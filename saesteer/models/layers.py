@@ -65,12 +65,16 @@ def hidden_size(model: Any) -> int:
 
 def check_layer(model: Any, layer: int) -> int:
     """Validate a layer index (negative indices count from the end) and return it as non-negative."""
-    count = num_layers(model)
+    return check_layer_index(layer, num_layers(model), type(model).__name__)
+
+
+def check_layer_index(layer: int, count: int, model_name: str = "the model") -> int:
+    """``check_layer`` for a model known only by its layer count (e.g. one served by vLLM)."""
     if not isinstance(layer, int) or isinstance(layer, bool):
         raise LayerError(f"Layer must be an int, got {layer!r}. Fix: pass an index in 0..{count - 1}.")
     if not -count <= layer < count:
         raise LayerError(
-            f"Layer {layer} is out of range: {type(model).__name__} has {count} decoder layers. "
+            f"Layer {layer} is out of range: {model_name} has {count} decoder layers. "
             f"Fix: pass a layer in 0..{count - 1} (or -{count}..-1 from the end)."
         )
     return layer % count

@@ -10,7 +10,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from saesteer.errors import ConfigError, VectorError
-from saesteer.models.layers import check_layer, context_length, decoder_layers, hidden_size, sublayers
+from saesteer.models.layers import check_layer_index, context_length, decoder_layers, hidden_size, sublayers
 from saesteer.runtime.capture import add_reader
 from saesteer.runtime.conditions import Condition, check_conditions
 from saesteer.runtime.hooks import hidden_of, with_hidden
@@ -32,6 +32,30 @@ def build_interventions(
     hook_point: HookPoint | None = None,
 ) -> list[Intervention]:
     """Normalise a vector, per-row vectors, an artifact or interventions into validated interventions."""
+    return normalise_interventions(
+        what,
+        layers=len(decoder_layers(model)),
+        width=hidden_size(model),
+        model_name=type(model).__name__,
+        layer=layer,
+        alpha=alpha,
+        positions=positions,
+        hook_point=hook_point,
+    )
+
+
+def normalise_interventions(
+    what: Steerable,
+    *,
+    layers: int,
+    width: int,
+    model_name: str = "the model",
+    layer: int | None = None,
+    alpha: Any = 1.0,
+    positions: PositionPolicy | str | None = None,
+    hook_point: HookPoint | None = None,
+) -> list[Intervention]:
+    """``build_interventions`` for a model known by its layer count and hidden size (any backend)."""
     if isinstance(what, Intervention):
         items = [what]
     elif isinstance(what, (list, tuple)) and what and all(isinstance(x, Intervention) for x in what):
@@ -54,15 +78,14 @@ def build_interventions(
             f"Cannot steer with {type(what).__name__}. Fix: pass a tensor, a list of per-row tensors, "
             "a saesteer artifact (e.g. SteeringVector) or Intervention objects."
         )
-    width = hidden_size(model)
     for item in items:
-        item.layer = check_layer(model, item.layer)
+        item.layer = check_layer_index(item.layer, layers, model_name)
         if item.operator.width != width:
             raise VectorError(
                 f"Vector width {item.operator.width} does not match the model's hidden size {width}. "
                 "Fix: use a vector trained on this model (or this model's SAE)."
             )
-        check_conditions(item, len(decoder_layers(model)))
+        check_conditions(item, layers)
     return items
 
 
