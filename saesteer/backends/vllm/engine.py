@@ -195,6 +195,10 @@ class VLLMModel:
             self.llm.collective_rpc("saesteer_register", args=(dict(payloads),))
             self._registered.update(payloads)
 
+    def close(self) -> None:
+        """Shut the engine down (its worker processes too); the object is unusable afterwards."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def steered_tokens(self) -> int:
         """Edits applied so far, summed over workers."""
         return int(sum(self.llm.collective_rpc("saesteer_steered_tokens")))
