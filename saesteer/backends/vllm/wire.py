@@ -110,7 +110,7 @@ def _digest(*parts: Any) -> str:
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, Tensor):
-            tensor = part.detach().cpu().contiguous()
+            tensor = part.detach().cpu().contiguous().reshape(-1)
             digest.update(str((tensor.dtype, tuple(tensor.shape))).encode())
             digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
         else:
@@ -177,8 +177,50 @@ def encode_intervention(item: Intervention, default_markers: Markers) -> tuple[P
     return payload, Entry(payload_key(payload), item.layer, item.hook_point, positions, alpha, markers)
 
 
+_TENSOR = "__saesteer_tensor__"
+
+
+def pack_payload(payload: Payload) -> Payload:
+    """A payload in msgpack-native values only, for ``collective_rpc`` to an engine-core process: vLLM decodes
+    utility-call arguments without type information, so a bare tensor would arrive as ``[dtype, shape, index]``.
+    Tensors become ``{_TENSOR: [dtype, shape, raw bytes]}``, tuples lists; ``prepare_payload`` undoes it."""
+    packed = _pack(payload)
+    assert isinstance(packed, dict)
+    return packed
+
+
+def _pack(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        tensor = value.detach().cpu().contiguous()
+        raw = tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+        return {_TENSOR: [str(tensor.dtype).removeprefix("torch."), list(tensor.shape), raw]}
+    if isinstance(value, dict):
+        return {str(k): _pack(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_pack(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool, bytes)):
+        return value
+    return str(value)
+
+
+def _unpack(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {_TENSOR}:
+            dtype_name, shape, raw = value[_TENSOR]
+            dtype = getattr(torch, dtype_name)
+            if not raw:
+                return torch.empty([int(d) for d in shape], dtype=dtype)
+            return torch.frombuffer(bytearray(raw), dtype=dtype).reshape([int(d) for d in shape])
+        return {k: _unpack(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unpack(v) for v in value]
+    return value
+
+
 def prepare_payload(payload: Payload) -> Payload:
-    """The worker side, once per key: rebuild an SAE edit's sae-lens SAE from its config and weights."""
+    """The worker side, once per key: unpack a packed payload (``pack_payload``; tensors pass as they are) and
+    rebuild an SAE edit's sae-lens SAE from its config and weights."""
+    payload = _unpack(payload)
     if payload["op"] != "sae_edit":
         return payload
     from sae_lens import SAE
