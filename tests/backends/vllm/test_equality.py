@@ -95,7 +95,10 @@ def test_a_mixed_batch_gives_every_request_its_own_vector_or_alpha(engine: Any, 
     prompts = PROMPTS * 2
     vectors = [direction(10 + i % 3, 7.0) for i in range(len(prompts))]
     alphas = [0.0, 1.0, 0.5, 1.5, 1.0, 0.0, 2.0, 1.0]
-    steerings = [None if a == 0.0 else Intervention(11, AddVector(v, a), "after_prompt") for v, a in zip(vectors, alphas)]
+    steerings = [
+        None if a == 0.0 else Intervention(11, AddVector(v, a), "after_prompt")
+        for v, a in zip(vectors, alphas, strict=True)
+    ]
     ours = engine.complete(prompts, max_new_tokens=TOKENS, steerings=steerings)
     reference = complete(
         model, tokenizer, prompts, max_new_tokens=TOKENS, batch_size=len(prompts),
