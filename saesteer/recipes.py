@@ -5,6 +5,8 @@ A bench recipe's ``train`` steps are typed too: ``{method: NAME, name: RECORD, c
 anything runs), or an SAE step (``method: sae`` with SAETrainConfig fields, ``method: sae_add`` with
 the SAE's source). Strings in a method step may hold ``{samples}`` (the data samples shipped with
 saesteer) and, with ``per_concept``, ``{concept}`` / ``{concept_id}`` (one step per AxBench concept).
+A bench recipe's ``backend: hf | vllm`` picks what generates the benchmark; its train steps always run on
+the HF model (they read hidden states and take gradients), before the vLLM engine loads.
 """
 
 from __future__ import annotations
@@ -164,7 +166,8 @@ TrainStep = Annotated[
 
 
 class BenchRecipe(BenchConfig):
-    """Train artifacts (optional ``train`` steps), then run the benchmark (``saesteer run`` / ``saesteer bench``)."""
+    """Train artifacts (optional ``train`` steps, on HF), then run the benchmark on ``backend``
+    (``saesteer run`` / ``saesteer bench``)."""
 
     job: Literal["bench"]
     train: list[TrainStep] = Field(default_factory=list)

@@ -33,6 +33,7 @@ class LeaderboardRow:
     wall_s: float
     tokens_per_s: float | None
     extra: dict[str, Any] = field(default_factory=dict)
+    backend: str = "hf"  # what generated the row's records (rows of leaderboards from before the field: hf)
 
 
 def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -146,6 +147,7 @@ def leaderboard(
                         wall_s=seconds,
                         tokens_per_s=rate,
                         extra=extra,
+                        backend=",".join(sorted({r.backend for r in chosen_records})),
                     )
                 )
     return rows

@@ -113,9 +113,12 @@ class MethodSpec(_Spec):
 
 
 class BenchConfig(_Spec):
-    """A benchmark run: one model, its store, the tasks and the methods, where to write results."""
+    """A benchmark run: one model, its store, the tasks and the methods, where to write results. ``backend``
+    runs the generations (hf: transformers; vllm: a vLLM engine, the vllm extra); fitting on a task's pairs
+    and the proxy judge's perplexity always use the HF model, and train steps run on HF before the engine loads."""
 
     model: str
+    backend: Literal["hf", "vllm"] = "hf"
     store: str | None = None
     out: str = "runs/bench"
     name: str = "bench"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from saesteer.bench.config import BASELINES, MethodSpec
+from saesteer.bench.models import BenchModels
 from saesteer.errors import ConfigError
 
 
@@ -43,9 +44,11 @@ def _fit_on_pairs(spec: MethodSpec, pairs: Any, model: Any, tokenizer: Any) -> A
     return method.fit(model, tokenizer, pairs, config, progress=False).artifact
 
 
-def resolve(spec: MethodSpec, unit: Any, task: Any, store: Any, model: Any, tokenizer: Any) -> Resolved:
+def resolve(spec: MethodSpec, unit: Any, task: Any, store: Any, models: BenchModels) -> Resolved:
     """The steering for ``spec`` on ``unit`` of ``task`` (a BenchTask); ``{concept_id}`` in an artifact name is
-    filled per concept; any stored artifact is rebuilt by ``store.load`` and checked against ``model``."""
+    filled per concept; a stored artifact is rebuilt by ``store.load`` and checked against the HF model (a
+    vLLM engine checks it against the served model's layers and width when it steers); a method fitted on
+    the unit's pairs is fitted on the HF model."""
     if spec.kind in BASELINES:
         return Resolved(None, prompted=spec.kind == "prompting")
     if spec.artifact is not None:
@@ -54,9 +57,11 @@ def resolve(spec: MethodSpec, unit: Any, task: Any, store: Any, model: Any, toke
                 f"Method {spec.label} loads {spec.artifact!r} from a store. Fix: set 'store' in the benchmark config."
             )
         concept_id = unit.concept["concept_id"] if unit.concept else ""
-        return Resolved(store.load(spec.artifact.format(concept_id=concept_id), model), positions=spec.positions)
+        checked = models.generator if models.backend == "hf" else None
+        return Resolved(store.load(spec.artifact.format(concept_id=concept_id), checked), positions=spec.positions)
     if hasattr(task.task, "contrast_pairs"):
-        return Resolved(_fit_on_pairs(spec, task.task.contrast_pairs(unit), model, tokenizer), positions=spec.positions)
+        fitted = _fit_on_pairs(spec, task.task.contrast_pairs(unit), *models.hf())
+        return Resolved(fitted, positions=spec.positions)
     raise ConfigError(
         f"Method {spec.label} ({spec.kind}) has no artifact and task {task.name} has no contrastive data to fit it. "
         "Fix: train it first (saesteer train ...) and set 'artifact'."

@@ -12,11 +12,14 @@ from typing import Any
 
 from saesteer.errors import DataError
 
+RecordKey = tuple[str, str, str, float, str, str]  # task, unit, method, factor, sample id, backend
+
 
 @dataclass
 class BenchRecord:
     """One (task, method, factor, sample) result. ``unit`` groups records scored together: the task name,
-    or ``axbench/c{concept_id}`` for a concept; ``phase`` is "select" or "test" for AxBench instructions."""
+    or ``axbench/c{concept_id}`` for a concept; ``phase`` is "select" or "test" for AxBench instructions;
+    ``backend`` generated it (hf or vllm; part of the key, so one results directory never mixes them up)."""
 
     task: str
     unit: str
@@ -31,10 +34,11 @@ class BenchRecord:
     n_tokens: int = 0
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    backend: str = "hf"
 
     @property
-    def key(self) -> tuple[str, str, str, float, str]:
-        return (self.task, self.unit, self.method, float(self.factor), self.sample_id)
+    def key(self) -> RecordKey:
+        return (self.task, self.unit, self.method, float(self.factor), self.sample_id, self.backend)
 
 
 class RecordFile:
@@ -65,7 +69,7 @@ class RecordFile:
         if text and not text.endswith("\n"):
             self.path.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
 
-    def done(self) -> set[tuple[str, str, str, float, str]]:
+    def done(self) -> set[RecordKey]:
         return {r.key for r in self.read()}
 
     def append(self, records: Iterable[BenchRecord]) -> None:

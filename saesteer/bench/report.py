@@ -20,6 +20,7 @@ COLUMNS = (
     "metric",
     "method",
     "model",
+    "backend",
     "layers",
     "factor",
     "score [95% CI]",
@@ -39,6 +40,7 @@ def cells(row: LeaderboardRow) -> list[str]:
         row.metric,
         row.method,
         row.model,
+        row.backend,
         row.layers,
         row.factor,
         f"{row.score:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]",
@@ -163,7 +165,8 @@ def write_reports(
         plots.append(concept_plot.name)
     payload = {"rows": [asdict(r) for r in rows], "context": context, "plots": plots, "n_records": len(records)}
     _atomic_write(out / "leaderboard.json", json.dumps(payload, indent=1, default=str))
-    _atomic_write(out / "leaderboard.md", markdown(rows, title=f"Leaderboard: {context.get('model', '')}"))
+    title = f"Leaderboard: {context.get('model', '')} ({context.get('backend', 'hf')})"
+    _atomic_write(out / "leaderboard.md", markdown(rows, title=title))
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -3,6 +3,10 @@ factors, records appended as batches finish, then the leaderboard, plots and an 
 
 Under ``accelerate launch`` each process takes whole batches (batch b goes to rank b % world size) and
 rank 0 writes the records gathered in batch order, so the records equal a single-process run's.
+
+On the vllm backend every (task, unit, method) goes to the engine as one request list (continuous batching
+does the batching; ``batch_size`` is the HF batch) and is appended when it finishes; records carry the
+backend that generated them, and a results directory resumes only that backend's records.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from tqdm.auto import tqdm
 from saesteer.bench.aggregate import LeaderboardRow, leaderboard
 from saesteer.bench.config import BenchConfig
 from saesteer.bench.methods import Resolved, artifact_layers, method_factors, resolve
+from saesteer.bench.models import BenchModels
 from saesteer.bench.records import BenchRecord, RecordFile
 from saesteer.bench.tasks import BenchTask, make_task
 from saesteer.distributed import World, gather, world
+from saesteer.errors import ConfigError
 from saesteer.tasks import Sample, Unit, run_task
 
 
@@ -45,22 +51,23 @@ def _run_unit(
     method: Any,
     resolved: Resolved,
     rows: list[tuple[Sample, float]],
-    model: Any,
-    tokenizer: Any,
+    models: BenchModels,
     records: RecordFile,
     current: World,
     bar: Any,
 ) -> None:
-    """Generate and score ``rows`` (sample, factor) in batches; single-process runs append after every batch."""
+    """Generate and score ``rows`` (sample, factor) in batches (vLLM: one); single-process runs append after
+    every batch."""
     mine: list[tuple[int, list[BenchRecord]]] = []
-    for start, end in current.my_batches(len(rows), config.batch_size):
+    batch_size = len(rows) if models.backend == "vllm" else config.batch_size
+    for start, end in current.my_batches(len(rows), batch_size):
         chunk = rows[start:end]
         samples = [sample for sample, _ in chunk]
         texts = [task.prompting(sample, unit) if resolved.prompted else sample.prompt for sample in samples]
         began = time.perf_counter()
         scored = run_task(
-            model,
-            tokenizer,
+            models.generator,
+            models.tokenizer,
             task.task,
             samples,
             steering=resolved.steering,
@@ -87,6 +94,7 @@ def _run_unit(
                 n_tokens=result.n_tokens,
                 seconds=share,
                 meta={"kind": method.kind, **sample.meta},
+                backend=models.backend,
             )
             for (sample, factor), result in zip(chunk, scored, strict=True)
         ]
@@ -101,27 +109,48 @@ def _run_unit(
             records.append([r for _, batch in ordered for r in batch])
 
 
-def run_bench(config: BenchConfig, *, progress: bool = True) -> BenchResult:
-    """Run (or resume) the benchmark in ``config.out``; returns the records and leaderboard rows."""
+def run_bench(config: BenchConfig, *, progress: bool = True, models: BenchModels | None = None) -> BenchResult:
+    """Run (or resume) the benchmark in ``config.out`` on ``config.backend``; returns the records and
+    leaderboard rows. ``models`` reuses loaded models (their backend must be the config's); otherwise they
+    are loaded here, and a vLLM engine is shut down at the end."""
+    current = world()
+    if config.backend == "vllm" and current.size > 1:
+        raise ConfigError(
+            "The vllm backend runs in one process (vLLM batches, and with tensor_parallel_size spreads a model, "
+            "itself). Fix: run 'saesteer bench' without accelerate launch, or use backend: hf."
+        )
+    if models is not None and models.backend != config.backend:
+        raise ConfigError(
+            f"The benchmark config asks for backend {config.backend!r} but the models given run on "
+            f"{models.backend!r}. Fix: set 'backend: {models.backend}' or pass models of that backend."
+        )
+    torch.manual_seed(config.seed)
+    owned = models is None
+    models = models if models is not None else BenchModels.load(config.model, config.backend)
+    try:
+        return _run(config, models, current, progress)
+    finally:
+        if owned:
+            models.close()
+
+
+def _run(config: BenchConfig, models: BenchModels, current: World, progress: bool) -> BenchResult:
     from saesteer.bench.report import write_reports
-    from saesteer.models import load_model
-    from saesteer.models.loading import model_id
     from saesteer.store import Store
 
-    current = world()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    model, tokenizer = load_model(config.model)
     store = Store(config.store) if config.store else None
     records = RecordFile(out / "records.jsonl")
     done = records.done()
     context_path = out / "context.json"
     context: dict[str, Any] = json.loads(context_path.read_text()) if context_path.exists() else {}
-    context.update({"model": model_id(model), "config": config.model_dump(), "world_size": current.size})
+    context.update(
+        {"model": models.name, "backend": models.backend, "config": config.model_dump(), "world_size": current.size}
+    )
     for key in ("methods", "metrics", "judges"):
         context.setdefault(key, {})
-    tasks = [make_task(spec, model, tokenizer) for spec in config.tasks]
+    tasks = [make_task(spec, models) for spec in config.tasks]
     plan = []
     for task in tasks:
         context["metrics"][task.name] = task.metrics
@@ -133,7 +162,7 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> BenchResult:
                 context["methods"].setdefault(method.label, {"kind": method.kind, "layers": "-"})
                 plan.append((task, unit, method))
     planned = {
-        (task.name, unit.name, method.label, float(f), item.id)
+        (task.name, unit.name, method.label, float(f), item.id, models.backend)
         for task, unit, method in plan
         for f in method_factors(method)
         for item in unit.samples
@@ -146,14 +175,14 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> BenchResult:
                 (sample, f)
                 for f in factors
                 for sample in unit.samples
-                if (task.name, unit.name, method.label, float(f), sample.id) not in done
+                if (task.name, unit.name, method.label, float(f), sample.id, models.backend) not in done
             ]
             bar.update(len(unit.samples) * len(factors) - len(pending))
             if pending:  # artifacts are loaded (or fitted) only when something is left to compute
-                resolved = resolve(method, unit, task, store, model, tokenizer)
+                resolved = resolve(method, unit, task, store, models)
                 layers = artifact_layers(resolved.steering) if resolved.steering is not None else "-"
                 context["methods"][method.label]["layers"] = layers
-                _run_unit(config, task, unit, method, resolved, pending, model, tokenizer, records, current, bar)
+                _run_unit(config, task, unit, method, resolved, pending, models, records, current, bar)
             if current.is_main:
                 context_path.write_text(json.dumps(context, indent=1, default=str))
     all_records = [r for r in records.read() if r.key in planned] if current.is_main else []  # this config's only

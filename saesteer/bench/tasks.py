@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from saesteer.bench.config import AxBenchSpec
+from saesteer.bench.models import BenchModels
 from saesteer.eval.judges import make_judge
 from saesteer.tasks import HarmBenchTask, MMLUTask, Sample, Task, Unit
 from saesteer.tasks.axbench import AxBenchTask
@@ -49,10 +50,13 @@ def load_concepts(spec: AxBenchSpec) -> list[dict[str, Any]]:
     return load_concept_rows(spec.concepts, spec.concept_ids, spec.n_concepts)
 
 
-def make_task(spec: Any, model: Any, tokenizer: Any) -> BenchTask:
-    """The benchmark task of a task spec (AxBench's judge is built here; the proxy reuses ``model``)."""
+def make_task(spec: Any, models: BenchModels) -> BenchTask:
+    """The benchmark task of a task spec (AxBench's judge is built here; the proxy reads perplexity with the
+    HF model of ``models``)."""
     if spec.kind == "mmlu":
-        mmlu = MMLUTask(spec.path, subjects=tuple(spec.subjects), scoring=tuple(spec.scoring), tokenizer=tokenizer)
+        mmlu = MMLUTask(
+            spec.path, subjects=tuple(spec.subjects), scoring=tuple(spec.scoring), tokenizer=models.tokenizer
+        )
         return BenchTask(spec, mmlu, [Unit(mmlu.name, _selected(mmlu, spec))], "exact match (gold letter)")
     if spec.kind == "harmbench":
         classifier = refusal_classifier(spec.classifier, spec.refusal_label) if spec.classifier else None
@@ -61,7 +65,7 @@ def make_task(spec: Any, model: Any, tokenizer: Any) -> BenchTask:
         )
         samples = [replace(s, meta={"category": s.meta.get("FunctionalCategory")}) for s in _selected(harm, spec)]
         return BenchTask(spec, harm, [Unit(harm.name, samples)], harm.reward_name)
-    judge = make_judge(spec.judge, model, tokenizer)
+    judge = make_judge(spec.judge, *(models.hf() if spec.judge.kind == "proxy" else (None, None)))
     axbench = AxBenchTask(
         spec.concepts,
         spec.train,

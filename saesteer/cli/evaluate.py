@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from saesteer.cli.common import console, float_list
+from saesteer.cli.common import add_backend_flag, check_fits, console, float_list
 
 EXAMPLE = """example:
   saesteer eval ab --model smollm2-135m-instruct --store runs/store --vector refusal-l15 \\
@@ -22,6 +22,7 @@ def _protocol(kinds: argparse._SubParsersAction, name: str, summary: str, exampl
     parser.add_argument(
         "--vector", required=True, help="any stored steering artifact (CAA, CorrSteer, PrOSV, PSR, imported vector)"
     )
+    add_backend_flag(parser, note=" (eval ab: hf only)")
     return parser
 
 
@@ -45,12 +46,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 TASK_EXAMPLE = """example:
-  saesteer eval task --model smollm2-135m-instruct --store runs/store --vector capitals-A --task capitals"""
+  saesteer eval task --model smollm2-135m-instruct --store runs/store --vector capitals-A --task capitals
+  saesteer eval task --model smollm2-135m-instruct --store runs/store --vector capitals-A --task capitals \
+      --backend vllm     # the same records (greedy: the same outputs) from a vLLM engine"""
 
 
 def run_task(args: argparse.Namespace) -> None:
+    from saesteer.backends import load
     from saesteer.eval.ser import side_effect_ratio
-    from saesteer.models import load_model
     from saesteer.store import Store
     from saesteer.tasks import get_task, mean_reward
     from saesteer.tasks import run_task as score_task
@@ -58,14 +61,16 @@ def run_task(args: argparse.Namespace) -> None:
     store = Store(args.store)
     task = get_task(args.task, args.data)
     samples = task.samples(args.split)[: args.limit]
-    model, tokenizer = load_model(args.model)
-    artifact = store.load(args.vector, model)
+    artifact = store.load(args.vector)  # a missing name or damaged blob fails before the model loads
+    model, tokenizer = load(args.model, backend=args.backend)
+    check_fits(artifact, model, args.vector)
     options = {"batch_size": args.batch_size, "templated": task.chat}
     plain = score_task(model, tokenizer, task, samples, **options)
     interventions = artifact.interventions(alpha=args.alpha) or None  # CorrSteer-P may keep no layer
     steered = score_task(model, tokenizer, task, samples, steering=interventions, **options)
     summary = {
         "task": task.name,
+        "backend": args.backend,
         "split": args.split,
         "n": len(samples),
         "reward": task.reward_name,
@@ -79,7 +84,8 @@ def run_task(args: argparse.Namespace) -> None:
     }
     ser = "n/a (no output changed)" if summary["ser"] is None else f"{summary['ser']:.2f}"
     console.print(
-        f"{task.name} {args.split} (n={summary['n']}, {task.reward_name}): unsteered {summary['unsteered']:.3f}, "
+        f"{task.name} {args.split} (n={summary['n']}, {task.reward_name}, {args.backend}): "
+        f"unsteered {summary['unsteered']:.3f}, "
         f"steered {summary['steered']:.3f}, SER {ser}, {summary['changed']} outputs changed"
     )
     if args.out:
@@ -100,10 +106,16 @@ def run_task(args: argparse.Namespace) -> None:
 def run_ab(args: argparse.Namespace) -> None:
     from rich.table import Table
 
+    from saesteer.errors import ConfigError
     from saesteer.eval.ab import evaluate_ab
     from saesteer.models import load_model
     from saesteer.store import Store
 
+    if args.backend != "hf":
+        raise ConfigError(
+            "eval ab reads each answer letter's probability from the HF model's logits, reusing one KV cache "
+            "across multipliers: it runs on the hf backend only. Fix: drop --backend vllm."
+        )
     model, tokenizer = load_model(args.model)
     artifact = Store(args.store).load(args.vector, model)
     result = evaluate_ab(model, tokenizer, args.data, artifact, multipliers=args.multipliers)

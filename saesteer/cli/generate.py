@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from saesteer.cli.common import console, float_list
+from saesteer.cli.common import add_backend_flag, check_fits, console, float_list
 
 EXAMPLE = """example:
   saesteer generate --model smollm2-135m-instruct --store runs/store \\
@@ -20,7 +20,8 @@ EXAMPLE = """example:
 store's layer-L SAE to V (L:IDX+=V adds, L:IDX*=V scales, L:IDX=0 ablates; the SAE error term is kept);
 alpha scales the edit (1 = as written, the default without --vector). --ablate NAME adds artifact NAME at
 alpha 1 to every steered column. --when latent:L:IDX>T or proj:NAME>T steers only tokens where the condition
-holds. All alphas and prompts run as one batched generate call (per-row alphas)."""
+holds. All alphas and prompts run as one batched generate call (per-row alphas); --backend vllm sends them
+to a vLLM engine as one request list (greedy output equals hf's; --when runs on hf only)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--positions", default=None, help="policy (default: the artifact's own, e.g. after_prompt)")
     gen.add_argument("--max-new-tokens", type=int, default=40)
+    add_backend_flag(gen)
     gen.set_defaults(run=run_generate)
 
 
@@ -97,6 +99,11 @@ def _check_specs(args: argparse.Namespace) -> None:
             )
     if args.when is not None:
         parse_when(args.when)
+        if args.backend == "vllm":
+            raise ConfigError(
+                "--when (conditional steering) reads hidden states token by token and runs on the hf backend only. "
+                "Fix: drop --backend vllm (or --when)."
+            )
 
 
 def _title(args: argparse.Namespace, steering: Combined) -> str:
@@ -116,20 +123,20 @@ def _title(args: argparse.Namespace, steering: Combined) -> str:
 def run_generate(args: argparse.Namespace) -> None:
     from rich.table import Table
 
+    from saesteer.backends import load
     from saesteer.engines.sae_edit import build_edits
     from saesteer.engines.sae_edit.spec import parse_when, resolve_condition
     from saesteer.errors import VectorError
     from saesteer.generation import sweep
-    from saesteer.models import load_model
-    from saesteer.store import Store, check_artifact_fits
+    from saesteer.store import Store
 
     _check_specs(args)
     store = Store(args.store)
     names = ([args.vector] if args.vector else []) + list(args.ablate)
     loaded = {name: store.load(name) for name in names}  # a missing name or damaged blob fails before the model loads
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load(args.model, backend=args.backend)
     for name, artifact in loaded.items():
-        check_artifact_fits(artifact, model, name)
+        check_fits(artifact, model, name)
         if not artifact.layers:
             raise VectorError(
                 f"{name!r} ({artifact.method}) steers no layer (e.g. CorrSteer variant P kept none). "

@@ -7,7 +7,7 @@ import sys
 
 from rich.markup import escape
 
-from saesteer.cli import analyze, bench, evaluate, features, generate, sae, store, train, vector
+from saesteer.cli import analyze, bench, evaluate, features, generate, sae, serve, store, train, vector
 from saesteer.cli.common import console
 from saesteer.errors import SaesteerError
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_parser(commands)
     features.add_parser(commands)
     bench.add_parser(commands)
+    serve.add_parser(commands)
     run = commands.add_parser("run", help="run a recipe (recipes/*.yaml)")
     run.add_argument("recipe")
     run.set_defaults(run=_run_recipe)

@@ -42,30 +42,35 @@ def run_task(
     templated: bool | None = None,
 ) -> list[Scored]:
     """Generations and scores of ``samples``; ``prompts`` replaces the samples' prompts (the prompting
-    baseline) while scoring still sees the samples. ``temperature`` > 0 samples (top_p 1) after
-    ``torch.manual_seed(seed)``; ``templated`` as in ``generation.complete``."""
+    baseline) while scoring still sees the samples. ``temperature`` > 0 samples (top_p 1): on HF after
+    ``torch.manual_seed(seed)``, on vLLM with request i seeded ``seed + i`` (reproducible per backend, not
+    across them). ``templated`` as in ``generation.complete``. A ``backends.vllm.VLLMModel`` gets every
+    sample in one ``complete`` call (continuous batching; ``batch_size`` is the HF batch)."""
     sent = list(prompts) if prompts is not None else [s.prompt for s in samples]
     alphas = list(alpha) if isinstance(alpha, Sequence) else None
     sampling: Mapping[str, Any] | None = {"temperature": temperature, "top_p": 1.0} if temperature > 0 else None
     eos = eos_ids(model, tokenizer)
-    if seed is not None:
+    vllm = getattr(model, "backend", "hf") == "vllm"
+    step = max(1, len(samples)) if vllm else batch_size
+    if seed is not None and not vllm:
         torch.manual_seed(seed)
     results: list[Scored] = []
-    for start in range(0, len(samples), batch_size):
-        chunk = list(samples[start : start + batch_size])
-        texts = sent[start : start + batch_size]
+    for start in range(0, len(samples), step):
+        chunk = list(samples[start : start + step])
+        texts = sent[start : start + step]
         done = complete(
             model,
             tokenizer,
             texts,
             max_new_tokens=task.max_new_tokens,
             steering=steering,
-            alpha=alphas[start : start + batch_size] if alphas is not None else alpha,
+            alpha=alphas[start : start + step] if alphas is not None else alpha,
             positions=positions,
             batch_size=len(chunk),
             chat=task.chat,
             templated=templated,
             sampling=sampling,
+            seed=seed if vllm else None,
             logits=task.needs_logits,
         )
         scores = task.score(chunk, done.texts, done.first_logits)

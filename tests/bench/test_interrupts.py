@@ -14,14 +14,14 @@ import torch
 import yaml
 
 from saesteer.bench import BenchConfig, run_bench
+from saesteer.bench.models import BenchModels
 from saesteer.bench.records import RecordFile
 from saesteer.eval.judges import JudgeError
 from tests.conftest import chat_batch, hook_count
 
 
-def test_a_failing_judge_leaves_the_model_bit_identical_and_unhooked(smollm2, tmp_path, monkeypatch):
+def test_a_failing_judge_leaves_the_model_bit_identical_and_unhooked(smollm2, tmp_path):
     model, tokenizer = smollm2
-    monkeypatch.setattr("saesteer.models.load_model", lambda name: (model, tokenizer))
     batch = chat_batch(tokenizer, ["Name a colour.", "Count to three."])
     with torch.no_grad():
         before = model(**batch).logits
@@ -47,7 +47,7 @@ def test_a_failing_judge_leaves_the_model_bit_identical_and_unhooked(smollm2, tm
         }
     )
     with pytest.raises(JudgeError, match="Fix:"):
-        run_bench(config, progress=False)
+        run_bench(config, progress=False, models=BenchModels.of_hf(model, tokenizer))
     assert hook_count(model) == hooks
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, before)

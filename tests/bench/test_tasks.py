@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from saesteer.bench.config import AxBenchSpec, JudgeSpec, MMLUSpec
+from saesteer.bench.models import BenchModels
 from saesteer.bench.tasks import make_task
 from saesteer.errors import DataError
 from saesteer.generation import complete
@@ -16,7 +17,7 @@ def test_mmlu_scoring_both_ways_agree_on_the_real_model(smollm2):
     """The first generated token is the argmax of the first-step logits (the last prompt position), and
     whenever that token is an option letter, the letter-logit scorer picks the same letter."""
     model, tokenizer = smollm2
-    task = make_task(MMLUSpec(kind="mmlu", limit=24), model, tokenizer)
+    task = make_task(MMLUSpec(kind="mmlu", limit=24), BenchModels.of_hf(model, tokenizer))
     (unit,) = task.units
     samples = unit.samples
     done = complete(
@@ -41,11 +42,11 @@ def test_mmlu_scoring_both_ways_agree_on_the_real_model(smollm2):
 def test_axbench_units_split_instructions_and_are_seeded_by_concept(smollm2):
     model, tokenizer = smollm2
     spec = AxBenchSpec(kind="axbench", n_concepts=3, n_instructions=6, judge=JudgeSpec(kind="proxy", max_new_tokens=8))
-    units = make_task(spec, model, tokenizer).units
+    units = make_task(spec, BenchModels.of_hf(model, tokenizer)).units
     assert [u.name for u in units] == ["c0", "c1", "c2"]
     assert [s.phase for s in units[0].samples] == ["select"] * 3 + ["test"] * 3
     assert [s.prompt for s in units[0].samples] != [s.prompt for s in units[1].samples]
-    again = make_task(spec, model, tokenizer)
+    again = make_task(spec, BenchModels.of_hf(model, tokenizer))
     assert [s.prompt for s in again.units[2].samples] == [s.prompt for s in units[2].samples]
     assert [s.id for s in again.task.samples("val")][:3] == ["c0/i0", "c0/i1", "c0/i2"]
     assert all(s.target == units[0].concept["concept"] for s in units[0].samples)  # what the judge rates
@@ -55,7 +56,7 @@ def test_axbench_units_split_instructions_and_are_seeded_by_concept(smollm2):
 
 def test_letter_logits_are_read_under_steering_and_for_the_prompt_actually_sent(smollm2):
     model, tokenizer = smollm2
-    task = make_task(MMLUSpec(kind="mmlu", limit=2), model, tokenizer)
+    task = make_task(MMLUSpec(kind="mmlu", limit=2), BenchModels.of_hf(model, tokenizer))
     (unit,) = task.units
     vector = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 8
     steering = SteeringVector(vector, layer=8, positions="all")
