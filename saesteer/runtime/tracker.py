@@ -24,7 +24,7 @@ def decoder_owner(model: nn.Module) -> nn.Module:
     raise ConfigError(f"Cannot find the module that owns {type(model).__name__}'s decoder layers.")
 
 
-def end_of_turn_markers(model: nn.Module) -> tuple[tuple[int, ...], ...]:
+def end_of_turn_markers(model: Any) -> tuple[tuple[int, ...], ...]:
     """The model's eos / end-of-turn token ids, which close an instruction in a chat prompt."""
     ids: list[int] = []
     for config in (getattr(model, "generation_config", None), getattr(model, "config", None)):

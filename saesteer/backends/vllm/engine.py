@@ -27,11 +27,13 @@ from saesteer.backends.vllm.wire import (
 )
 from saesteer.data.chat import chat_prompt, encode, has_chat_template
 from saesteer.errors import ConfigError, DataError, ModelNotFoundError
-from saesteer.generation import Completions
+from saesteer.generation import Completions, eos_ids
+from saesteer.models.layers import context_length, hidden_size, text_config
 from saesteer.models.loading import prepare_tokenizer, resolve_model_dir
 from saesteer.runtime.intervention import HookPoint
 from saesteer.runtime.positions import PositionPolicy
 from saesteer.runtime.steer import normalise_interventions
+from saesteer.runtime.tracker import end_of_turn_markers
 
 WORKER_EXTENSION = "saesteer.backends.vllm.worker.SteeringWorkerExtension"
 INSTALL_HINT = (
@@ -59,13 +61,58 @@ class ModelShape:
 
     @classmethod
     def of(cls, config: Any) -> ModelShape:
-        text = getattr(config, "text_config", None) or config
+        holder = SimpleNamespace(config=config)
         return cls(
-            layers=int(text.num_hidden_layers),
-            width=int(text.hidden_size),
-            context=getattr(text, "max_position_embeddings", None),
+            layers=int(text_config(holder).num_hidden_layers),
+            width=hidden_size(holder),
+            context=context_length(holder),
             name=type(config).__name__.replace("Config", ""),
         )
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model as the vLLM side needs it: where it lives, its tokenizer and configs, its shape, its eos ids and
+    after_prompt's default markers (both by the HF path's own rules: ``eos_ids``, ``end_of_turn_markers``)."""
+
+    source: str
+    tokenizer: Any
+    config: Any
+    generation_config: Any
+    shape: ModelShape
+    eos: frozenset[int]
+    markers: Markers
+
+
+def describe_model(name_or_path: str | os.PathLike[str]) -> ServedModel:
+    """Resolve a bundled alias / .gguf / HF directory / hub name and read what steering and stopping need."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    directory = resolve_model_dir(name_or_path)
+    source = str(directory) if directory is not None else str(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source)
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"Could not load model {name_or_path!r}: {exc}. Fix: pass a bundled alias, a .gguf file, a local "
+            "HF directory, or a hub name while online."
+        ) from exc
+    prepare_tokenizer(tokenizer)
+    try:
+        generation = GenerationConfig.from_pretrained(source)
+    except OSError:
+        generation = GenerationConfig.from_model_config(config)
+    holder = SimpleNamespace(config=config, generation_config=generation)
+    return ServedModel(
+        source=source,
+        tokenizer=tokenizer,
+        config=config,
+        generation_config=generation,
+        shape=ModelShape.of(config),
+        eos=frozenset(eos_ids(holder, tokenizer)),
+        markers=end_of_turn_markers(holder),
+    )
 
 
 def plan_steering(
@@ -99,19 +146,6 @@ def plan_steering(
     return payloads, entries
 
 
-def eos_ids_of(source: str, config: Any, tokenizer: Any) -> set[int]:
-    """The generation config's eos ids (one or a list) and the tokenizer's eos, as the HF path uses them."""
-    from transformers import GenerationConfig
-
-    try:
-        eos = GenerationConfig.from_pretrained(source).eos_token_id
-    except OSError:
-        eos = getattr(config, "eos_token_id", None)
-    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    token = tokenizer.eos_token_id
-    return {int(i) for i in ids | ({token} if token is not None else set())}
-
-
 class VLLMModel:
     """A vLLM engine for ``name_or_path`` (bundled alias, .gguf, HF directory or hub name).
 
@@ -136,23 +170,11 @@ class VLLMModel:
         **engine_options: Any,
     ) -> None:
         vllm = import_vllm()
-        from transformers import AutoConfig, AutoTokenizer
-
-        directory = resolve_model_dir(name_or_path)
-        source = str(directory) if directory is not None else str(name_or_path)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            config = AutoConfig.from_pretrained(source)
-        except OSError as exc:
-            raise ModelNotFoundError(
-                f"Could not load model {name_or_path!r}: {exc}. Fix: pass a bundled alias, a .gguf file, a local "
-                "HF directory, or a hub name while online."
-            ) from exc
-        prepare_tokenizer(self.tokenizer)
-        self.config = config
-        self.shape = ModelShape.of(config)
+        served = describe_model(name_or_path)
+        self.tokenizer, self.config, self.generation_config = served.tokenizer, served.config, served.generation_config
+        self.shape, self.eos, self.end_markers = served.shape, set(served.eos), served.markers
         self.model_id = str(name_or_path)
-        self.source = source
+        self.source = source = served.source
         self.llm = vllm.LLM(
             model=source,
             dtype=dtype,
@@ -164,14 +186,7 @@ class VLLMModel:
             worker_extension_cls=WORKER_EXTENSION,
             **engine_options,
         )
-        self.eos = eos_ids_of(source, config, self.tokenizer)
-        self.generation_config = SimpleNamespace(eos_token_id=sorted(self.eos))
         self._registered: set[str] = set()
-
-    @property
-    def end_markers(self) -> Markers:
-        """after_prompt's default end-of-instruction markers: the eos / end-of-turn ids (as the HF runtime)."""
-        return tuple((token,) for token in sorted(self.eos))
 
     # -- steering -----------------------------------------------------------------------------------------
     def entries(

@@ -21,13 +21,19 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from saesteer.backends.vllm.engine import WORKER_EXTENSION, ModelShape, eos_ids_of, import_vllm, plan_steering
+from saesteer.backends.vllm.engine import (
+    WORKER_EXTENSION,
+    ModelShape,
+    ServedModel,
+    describe_model,
+    import_vllm,
+    plan_steering,
+)
 from saesteer.backends.vllm.wire import (
     EXTRA_ARGS_KEY,
     Entry,
@@ -37,7 +43,7 @@ from saesteer.backends.vllm.wire import (
     encode_entries,
     pack_payload,
 )
-from saesteer.errors import ConfigError, ModelNotFoundError, SaesteerError, StoreError
+from saesteer.errors import ConfigError, SaesteerError, StoreError
 from saesteer.runtime.intervention import HookPoint
 
 log = logging.getLogger(__name__)
@@ -367,36 +373,6 @@ def install(app: Any, service: SteeringService) -> None:
 
 
 # -- the server -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ServedModel:
-    """What the steering side needs to know about the served model."""
-
-    source: str
-    shape: ModelShape
-    markers: Markers
-
-
-def describe_model(name_or_path: str) -> ServedModel:
-    """Resolve a bundled alias / .gguf / HF directory / hub name, and read its shape and after_prompt markers
-    (the eos ids, as ``VLLMModel.end_markers``)."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    from saesteer.models.loading import resolve_model_dir
-
-    directory = resolve_model_dir(name_or_path)
-    source = str(directory) if directory is not None else str(name_or_path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        config = AutoConfig.from_pretrained(source)
-    except OSError as exc:
-        raise ModelNotFoundError(
-            f"Could not load model {name_or_path!r}: {exc}. Fix: pass a bundled alias, a .gguf file, a local "
-            "HF directory, or a hub name while online."
-        ) from exc
-    markers = tuple((token,) for token in sorted(eos_ids_of(source, config, tokenizer)))
-    return ServedModel(source, ModelShape.of(config), markers)
-
-
 def vllm_args(model: str, served: ServedModel, *, host: str, port: int, dtype: str, extra: Sequence[str]) -> Any:
     """vLLM's serve namespace: ``extra`` parsed by vLLM's own parser, then saesteer's settings on top."""
     from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args

@@ -150,11 +150,11 @@ class Steerer:
             if state.prompt_token_ids is None:
                 raise RuntimeError(f"Request {req_id} is steered but has no prompt token ids (prompt embeds).")
             ids = torch.tensor(state.prompt_token_ids, dtype=torch.long)[None]
+            prompt = PromptInfo(input_ids=ids, valid=torch.ones_like(ids, dtype=torch.bool), end_markers=())
             items = []
             for entry in decode_entries(text):
                 self._hook(entry.layer, entry.point)
                 policy = entry.policy()
-                prompt = PromptInfo(input_ids=ids, valid=torch.ones_like(ids, dtype=torch.bool), end_markers=())
                 mask = policy.prompt_mask(prompt)[0].cpu()
                 items.append((entry, self.operator(entry.key, entry.alpha), mask, policy.steers_generated))
             steered = _Steered(items)
