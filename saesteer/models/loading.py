@@ -97,12 +97,16 @@ def file_sha256(path: Path) -> str:
 
 
 def converted_gguf_dir(gguf_path: Path) -> Path:
-    """Dequantize a GGUF file once into a float32 HF directory in the cache (keyed by file hash)."""
+    """Dequantize a GGUF file once into a float32 HF directory in the cache, keyed by the file's hash and the
+    transformers version that converts it (environments with different transformers, such as the vLLM one,
+    never read each other's conversions: GGUF dequantisation differs between releases)."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     sha = file_sha256(gguf_path)
-    target = cache_dir("models") / sha[:20]
+    target = cache_dir("models") / f"{sha[:20]}-transformers-{transformers.__version__}"
     if (target / _MARKER).is_file():
         return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, filename = str(gguf_path.parent), gguf_path.name
     try:
@@ -122,7 +126,9 @@ def converted_gguf_dir(gguf_path: Path) -> Path:
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / _MARKER).write_text(json.dumps({"gguf": str(gguf_path), "sha256": sha}))
+        (staging / _MARKER).write_text(
+            json.dumps({"gguf": str(gguf_path), "sha256": sha, "transformers": transformers.__version__})
+        )
         try:
             staging.rename(target)
         except OSError:
