@@ -370,6 +370,9 @@ def install(app: Any, service: SteeringService) -> None:
 
     app.add_api_route(ARTIFACTS_PATH, list_artifacts, methods=["GET"], summary="steering artifacts in the store")
     app.user_middleware.append(Middleware(SteeringMiddleware, service=service))
+    # vLLM's build_app already built the middleware stack (its SageMaker bootstrap does), so a middleware
+    # added now would never run: rebuild it, with steering innermost.
+    app.middleware_stack = app.build_middleware_stack()
 
 
 # -- the server -------------------------------------------------------------------------------------------
