@@ -20,5 +20,6 @@ if [ ! -x "$vllm_venv/bin/python" ]; then
   exit 1
 fi
 # vLLM's engine binds OpenMP threads; one per process keeps the in-test server and engine from oversubscribing.
-OMP_NUM_THREADS=1 VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" \
+# The time limit turns a wedged engine into a failure instead of a hung CI.
+OMP_NUM_THREADS=1 timeout "${SAESTEER_VLLM_TEST_TIMEOUT:-2400}" env VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" \
   "$vllm_venv/bin/python" -m pytest -q tests/backends/vllm tests/runtime tests/test_generation.py

@@ -85,4 +85,3 @@ def test_an_unknown_backend_and_a_missing_vllm_are_errors_with_a_fix() -> None:
         load("smollm2-135m-instruct", backend="tgi")
     with pytest.raises(ConfigError, match=r"install_vllm\.sh"):  # this environment has no vLLM (scripts/test.sh)
         load("smollm2-135m-instruct", backend="vllm")
-

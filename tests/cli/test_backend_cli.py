@@ -1,11 +1,9 @@
 """``--backend {hf,vllm}`` on generate, eval task / ab and bench: parsing, the errors when vLLM is missing or a
-verb needs HF internals, and the vllm code path through an engine stand-in (the HF model behind vLLM's
-contract) in the main environment."""
+verb needs HF internals (the vllm code path runs on the real engine: tests/backends/vllm/test_cli.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,6 @@ import yaml
 from saesteer.cli.main import build_parser, main
 from saesteer.store import Store
 from saesteer.vectors import SteeringVector
-from tests.bench.engine_stub import EngineStub
 
 MODEL = "smollm2-135m-instruct"
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -86,40 +83,3 @@ def test_verbs_that_need_hf_internals_refuse_vllm_before_loading(store: str, cap
     _fails_with_a_fix(capsys, [*base, "--when", "proj:v>0"], "--when", "hf backend only")
     ab = ["eval", "ab", "--model", MODEL, "--store", store, "--vector", "v", "--data", "d.json"]
     _fails_with_a_fix(capsys, [*ab, "--backend", "vllm"], "hf backend only")
-
-
-@pytest.fixture
-def engine(smollm2: Any, monkeypatch: pytest.MonkeyPatch) -> EngineStub:
-    """``saesteer.backends.load`` answering backend='vllm' with the stand-in (hf: the shared model)."""
-    stub = EngineStub(*smollm2)
-
-    def load(name: str, *, backend: str = "hf", **options: Any) -> tuple[Any, Any]:
-        return (stub, stub.tokenizer) if backend == "vllm" else smollm2
-
-    monkeypatch.setattr("saesteer.backends.load", load)
-    return stub
-
-
-def test_generate_on_vllm_sends_the_grid_at_once_and_prints_the_hf_texts(
-    store: str, engine: EngineStub, capsys: Any
-) -> None:
-    argv = ["generate", "--model", MODEL, "--store", store, "--vector", "v", "--alpha=-4,4", "--max-new-tokens", "4"]
-    prompts = ["Hi there.", "Describe your city."]
-    assert main([*argv, *prompts]) == 0
-    hf = capsys.readouterr().out
-    assert main([*argv, "--backend", "vllm", *prompts]) == 0
-    assert capsys.readouterr().out == hf
-    assert [c["alpha"] for c in engine.calls] == [[0.0, 0.0, -4.0, -4.0, 4.0, 4.0]]  # one request list
-
-
-def test_eval_task_on_vllm_writes_the_same_records_and_names_the_backend(
-    store: str, engine: EngineStub, tmp_path: Path, capsys: Any
-) -> None:
-    argv = ["eval", "task", "--model", MODEL, "--store", store, "--vector", "v", "--task", "capitals", "--limit", "3"]
-    assert main([*argv, "--out", str(tmp_path / "hf.json")]) == 0
-    assert main([*argv, "--backend", "vllm", "--out", str(tmp_path / "vllm.json")]) == 0
-    assert "generation, vllm): unsteered" in capsys.readouterr().out
-    hf, vllm = (json.loads((tmp_path / f"{b}.json").read_text()) for b in ("hf", "vllm"))
-    assert (hf["backend"], vllm["backend"]) == ("hf", "vllm")
-    assert {k: v for k, v in vllm.items() if k != "backend"} == {k: v for k, v in hf.items() if k != "backend"}
-    assert [len(c["prompts"]) for c in engine.calls] == [3, 3]  # unsteered, steered: one call each

@@ -68,24 +68,3 @@ def test_capitals_reward_and_registry(tmp_path):
     bad.write_text('{"q": 1}\n')
     with pytest.raises(DataError, match="'question'"):
         get_task("mine", str(bad)).samples("train")
-
-
-def test_run_task_sends_every_sample_to_a_vllm_engine_in_one_call(smollm2):
-    from saesteer.tasks import run_task
-    from saesteer.vectors import SteeringVector
-    from tests.bench.engine_stub import EngineStub
-
-    model, tokenizer = smollm2
-    task = MMLUTask(
-        sample_path("tasks/mmlu_sample.jsonl"), scoring=("first_token", "letter_logits"), tokenizer=tokenizer
-    )
-    samples = task.all_samples()[:3]
-    vector = SteeringVector(torch.ones(576), layer=8, positions="all")
-    options = {"steering": vector, "alpha": [0.0, 1.0, 2.0], "batch_size": 2, "temperature": 0.7, "seed": 5}
-    engine = EngineStub(model, tokenizer)
-    on_vllm = run_task(engine, tokenizer, task, samples, **options)
-    assert [(len(c["prompts"]), c["seed"], c["alpha"]) for c in engine.calls] == [(3, 5, [0.0, 1.0, 2.0])]
-    on_hf = run_task(model, tokenizer, task, samples, **{**options, "temperature": 0.0})
-    assert [r.sample.id for r in on_vllm] == [r.sample.id for r in on_hf]
-    assert [set(r.scores) for r in on_vllm] == [set(r.scores) for r in on_hf]
-    assert all("letter_logits" in r.scores and r.n_tokens > 0 for r in on_vllm)

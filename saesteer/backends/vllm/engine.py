@@ -186,7 +186,9 @@ class VLLMModel:
             worker_extension_cls=WORKER_EXTENSION,
             **engine_options,
         )
+        self.llm.collective_rpc("saesteer_install")
         self._registered: set[str] = set()
+        self._failure: str | None = None  # an engine that raised mid-generation hangs on the next request
 
     # -- steering -----------------------------------------------------------------------------------------
     def entries(
@@ -262,6 +264,11 @@ class VLLMModel:
             )
         from vllm import SamplingParams
 
+        if self._failure is not None:
+            raise ConfigError(
+                f"This vLLM engine failed earlier ({self._failure}) and cannot take more requests. "
+                "Fix: close it and start a new VLLMModel."
+            )
         ids = self.prompt_ids(prompts, chat=chat, templated=templated)
         for row in ids:
             if self.shape.context is not None and len(row) + max_new_tokens > self.shape.context:
@@ -297,7 +304,11 @@ class VLLMModel:
                 prompt["cache_salt"] = cache_salt(encoded)
             requests.append(prompt)
             params.append(SamplingParams(**options))
-        outputs = self.llm.generate(requests, params, use_tqdm=progress)
+        try:
+            outputs = self.llm.generate(requests, params, use_tqdm=progress)
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+            raise
         done = Completions([], [])
         first = []
         for output in outputs:

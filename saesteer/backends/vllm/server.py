@@ -487,6 +487,7 @@ async def _build_and_serve(
         await engine_client.collective_rpc("saesteer_register", args=(payloads,))
 
     guard_engine(engine_client)
+    await engine_client.collective_rpc("saesteer_install")
     app = build_app(args, supported_tasks, engine_client.model_config)
     install(app, SteeringService(root, served.shape, served.markers, register))
     await init_app_state(engine_client, app.state, args, supported_tasks)

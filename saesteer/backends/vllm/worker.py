@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from saesteer.backends.vllm.seed_rewind import install_seed_rewind
 from saesteer.backends.vllm.wire import (
     EXTRA_ARGS_KEY,
     Entry,
@@ -98,6 +99,7 @@ class Steerer:
         self.scheduled: Any = None
         self.steered_tokens = 0
         self._wrap_runner()
+        install_seed_rewind(runner)
 
     # -- registration -------------------------------------------------------------------------------------
     def register(self, payloads: dict[str, Payload]) -> None:
@@ -284,6 +286,10 @@ def _check_block_signature(block: nn.Module) -> None:
 
 class SteeringWorkerExtension:
     """Mixed into vLLM's worker by ``worker_extension_cls``; the client calls these through ``collective_rpc``."""
+
+    def saesteer_install(self) -> bool:
+        """Hook this worker's runner (called once the engine is up, before any request)."""
+        return self.saesteer_steerer() is not None
 
     def saesteer_register(self, payloads: dict[str, Payload]) -> list[str]:
         """Register operator payloads by key (idempotent); returns every key this worker holds."""

@@ -4,6 +4,7 @@ greedy generations and scores are equal; sampling on vLLM is reproducible per se
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import torch
 
 from saesteer.bench import BenchConfig, BenchResult, run_bench
 from saesteer.bench.models import BenchModels
+from saesteer.bench.records import RecordFile
+from saesteer.errors import ConfigError
 from saesteer.store import Store
 from saesteer.tasks import capitals_task, run_task
 from saesteer.vectors import SteeringVector
@@ -47,16 +50,31 @@ def _config(tmp_path: Path, backend: str) -> BenchConfig:
     )
 
 
+Runs = tuple[BenchResult, BenchResult, list[int]]
+
+
 @pytest.fixture(scope="module")
-def runs(engine: Any, smollm2: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[BenchResult, BenchResult]:
+def runs(engine: Any, smollm2: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    """(HF run, vLLM run, the number of prompts of each engine call in the vLLM run)."""
     tmp_path = tmp_path_factory.mktemp("bench")
     hf = run_bench(_config(tmp_path, "hf"), progress=False, models=BenchModels.of_hf(*smollm2))
-    models = BenchModels(MODEL, "vllm", engine, engine.tokenizer, reference=smollm2)  # the proxy judge reads HF
-    return hf, run_bench(_config(tmp_path, "vllm"), progress=False, models=models)
+    sizes: list[int] = []
+    complete = engine.complete
+
+    def recording(prompts: Any, **options: Any) -> Any:
+        sizes.append(len(prompts))
+        return complete(prompts, **options)
+
+    engine.complete = recording
+    try:
+        models = BenchModels(MODEL, "vllm", engine, engine.tokenizer, reference=smollm2)  # the proxy judge reads HF
+        yield hf, run_bench(_config(tmp_path, "vllm"), progress=False, models=models), sizes
+    finally:
+        del engine.complete
 
 
-def test_both_backends_write_records_and_leaderboards_of_one_format(runs: tuple[BenchResult, BenchResult]) -> None:
-    hf, vllm = runs
+def test_both_backends_write_records_and_leaderboards_of_one_format(runs: Runs) -> None:
+    hf, vllm, _ = runs
     assert len(hf.records) == len(vllm.records) == 4 * 3 + 3 * 4 + 2 * 3
     assert {r.backend for r in hf.records} == {"hf"} and {r.backend for r in vllm.records} == {"vllm"}
     assert [r.key[:5] for r in vllm.records] == [r.key[:5] for r in hf.records]
@@ -71,8 +89,8 @@ def test_both_backends_write_records_and_leaderboards_of_one_format(runs: tuple[
     assert "| vllm |" in (vllm.out / "leaderboard.md").read_text()
 
 
-def test_greedy_generations_and_scores_are_equal(runs: tuple[BenchResult, BenchResult]) -> None:
-    hf, vllm = runs
+def test_greedy_generations_and_scores_are_equal(runs: Runs) -> None:
+    hf, vllm, _ = runs
     for ours, reference in zip(vllm.records, hf.records, strict=True):
         where = f"{ours.key[:5]}: {ours.generation!r} != {reference.generation!r}"
         assert (ours.prompt, ours.generation, ours.n_tokens) == (
@@ -97,3 +115,22 @@ def test_sampling_on_vllm_is_reproducible_per_seed(engine: Any) -> None:
     first = texts(3)
     assert texts(3) == first
     assert texts(4) != first
+
+
+def test_each_unit_goes_to_the_engine_as_one_request_list(runs: Runs) -> None:
+    _, vllm, sizes = runs
+    # mmlu: unsteered, away x 2 factors; harmbench: unsteered, prompting, away x 2; axbench: unsteered, away x 2
+    assert sizes == [4, 8, 3, 3, 6, 2, 4]
+    assert len(vllm.records) == sum(sizes)
+
+
+def test_a_results_directory_resumes_only_its_backends_records(engine: Any, smollm2: Any, tmp_path: Path) -> None:
+    full = _config(tmp_path, "hf")
+    config = full.model_copy(update={"tasks": full.tasks[:1], "methods": full.methods[:1]})  # mmlu, unsteered
+    run_bench(config, progress=False, models=BenchModels.of_hf(*smollm2))
+    models = BenchModels(MODEL, "vllm", engine, engine.tokenizer, reference=smollm2)
+    result = run_bench(config.model_copy(update={"backend": "vllm"}), progress=False, models=models)
+    assert {r.backend for r in result.records} == {"vllm"} and len(result.records) == 4
+    assert len(RecordFile(Path(config.out) / "records.jsonl").read()) == 8  # both backends' records are kept
+    with pytest.raises(ConfigError, match=r"backend 'hf'.*run on 'vllm'.*Fix:"):
+        run_bench(config, progress=False, models=models)

@@ -107,9 +107,7 @@ def test_concurrent_steered_and_unsteered_chats_equal_the_hf_reference(
     assert texts == (plain + steered) * 2
 
 
-def test_bad_steering_is_a_4xx_json_error_and_the_server_keeps_serving(
-    server: tuple[str, Any], smollm2: Any
-) -> None:
+def test_bad_steering_is_a_4xx_json_error_and_the_server_keeps_serving(server: tuple[str, Any], smollm2: Any) -> None:
     import openai
 
     base, process = server
