@@ -16,6 +16,12 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``own_engine`` (they start and close an in-process engine of their own) run after all others:
+    closing an in-process engine tears down vLLM's process-wide parallel groups, which the shared one needs."""
+    items.sort(key=lambda item: item.get_closest_marker("own_engine") is not None)
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Any]:
     """A VLLMModel of SmolLM2-135M-Instruct (float32, eager, prefix caching on, chunked prefill at 64 tokens)."""

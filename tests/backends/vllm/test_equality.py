@@ -138,6 +138,7 @@ def test_prefix_caching_never_reuses_kv_across_steerings(engine: Any, smollm2: A
         assert engine.complete(prompt, max_new_tokens=TOKENS, **options).texts == expected
 
 
+@pytest.mark.own_engine
 def test_a_preempted_and_recomputed_request_keeps_its_positions(smollm2: Any) -> None:
     """A KV cache of four usable 32-token blocks holds two ~55-token prompts; as both grow past 64 tokens vLLM must
     preempt one and later recompute it from scratch (prompt and the tokens it had generated)."""
