@@ -68,9 +68,10 @@ def runs(engine: Any, smollm2: Any, tmp_path_factory: pytest.TempPathFactory) ->
     engine.complete = recording
     try:
         models = BenchModels(MODEL, "vllm", engine, engine.tokenizer, reference=smollm2)  # the proxy judge reads HF
-        yield hf, run_bench(_config(tmp_path, "vllm"), progress=False, models=models), sizes
+        vllm = run_bench(_config(tmp_path, "vllm"), progress=False, models=models)
     finally:
-        del engine.complete
+        del engine.complete  # only the bench run is recorded, not the later tests' calls
+    yield hf, vllm, sizes
 
 
 def test_both_backends_write_records_and_leaderboards_of_one_format(runs: Runs) -> None:
