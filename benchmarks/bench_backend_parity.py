@@ -39,6 +39,17 @@ def rows(out: Path) -> dict[tuple[str, str, str, str], float]:
     return {(r["task"], r["metric"], r["method"], str(r["factor"])): float(r["score"]) for r in board["rows"]}
 
 
+def equal_generations(first: Path, second: Path) -> tuple[int, int]:
+    """(records with the same generated text in both runs, records of the first run)."""
+
+    def texts(out: Path) -> dict[tuple[Any, ...], str]:
+        records = (json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if line)
+        return {(r["task"], r["unit"], r["method"], r["factor"], r["sample_id"]): r["generation"] for r in records}
+
+    ours, theirs = texts(first), texts(second)
+    return sum(1 for key, text in ours.items() if theirs.get(key) == text), len(ours)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", type=Path, default=ROOT / "recipes/bench-smollm2-quick.yaml")
@@ -60,12 +71,13 @@ def main() -> None:
     median = {b: statistics.median(v) for b, v in seconds.items()}
     result: dict[str, Any] = {
         "command": f".venv-vllm/bin/python benchmarks/bench_backend_parity.py --recipe "
-        f"{args.recipe.relative_to(ROOT)} --reps {args.reps}",
+        f"{args.recipe.resolve().relative_to(ROOT)} --reps {args.reps}",
         "machine": f"{os.cpu_count()} cores",
         "seconds": seconds,
         "vllm_over_hf_wall": median["vllm"] / median["hf"],
         "rows": table,
         "equal_rows": sum(1 for r in table if r["vllm"] is not None and abs(r["hf"] - r["vllm"]) < 1e-9),
+        "equal_generations": equal_generations(args.work / "hf-0", args.work / "vllm-0"),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_backend_parity.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -81,7 +93,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Wall time per run (process start to leaderboard): hf {result['seconds']['hf']} s, vllm "
         f"{result['seconds']['vllm']} s; vllm / hf = {result['vllm_over_hf_wall']:.2f}.",
-        f"Rows with equal scores: {result['equal_rows']} of {len(result['rows'])}.",
+        f"Leaderboard rows with equal scores: {result['equal_rows']} of {len(result['rows'])}; records with the same "
+        f"generated text: {result['equal_generations'][0]} of {result['equal_generations'][1]}.",
         "",
         "| task | metric | method | factor | hf | vllm |",
         "|---|---|---|---:|---:|---:|",
