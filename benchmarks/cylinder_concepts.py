@@ -4,8 +4,10 @@
 
 Outputs: benchmarks/results/cylinder/{results.json, *.png, answers.json} and benchmarks/results/cylinder_concepts.md
 (numbers only; the verdict paragraph is written by hand after reading them). Labels are offline PROXIES:
-``--labeller latent`` (default) is the concept-latent proxy (cylinder_labels.py), ``keywords`` the keyword rating;
-the keyword rate is reported beside the latent one either way.
+``--labeller detector`` (default) is a DiffMean concept detector fitted on samples kept out of u's training split
+(cylinder_labels.py; independent of the axis being added), ``axis`` the projection on u_hat itself (partly
+circular, for comparison), ``keywords`` the keyword rating; the keyword rate is reported beside it either way.
+P2 follows CRH's sincos_rel.py (``--angle-law official``, default) or saesteer's per-sample variant.
 
 Pilot (prints a markdown table, writes nothing else): where does label 2 occur at all? One sweep per
 layer x positions, labelled at keyword threshold 1, threshold 2 derived from the same outputs:
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 
 from saesteer.analysis import cylinder as crh
-from saesteer.analysis.cylinder_labels import ConceptLatentLabeller
+from saesteer.analysis.cylinder_labels import make_labeller
 from saesteer.analysis.cylinder_results import save_results
 from saesteer.analysis.cylinder_sweep import (
     ConceptRun,
@@ -66,10 +68,11 @@ def report(
         f"in {config.steps} steps, {config.n_rho} rho values, {config.max_new_tokens} new tokens, "
         f"{config.n_test} test samples per concept.",
         "",
-        f"Labels are offline PROXIES (`{labeller}`); 3 = perplexity under the unsteered model / distinct-2;",
+        f"Labeller: `{labeller}`; 3 = perplexity under the unsteered model / distinct-2;",
         "not the paper's Llama-3.3-70B judge. L and St are in units of each concept's |u|.",
-        f"Calibration (latent proxy only): held-out balanced accuracy {summary.get('calibration_heldout_accuracy')}"
-        " (mean over concepts; test-split concept-bearing vs concept-free responses, threshold fit on training).",
+        f"Calibration (detector / axis labellers): held-out balanced accuracy "
+        f"{summary.get('calibration_heldout_accuracy')} (mean over concepts; test-split concept-bearing vs "
+        "concept-free responses, threshold fit on the labeller's own split).",
         "",
         "| concept | abs u | mean cos theta | steerable (St>0) | spiral R2 | calib. train / held-out acc. "
         "| label-2 cells | keyword>=1 cells (non-gibberish) |",
@@ -82,6 +85,8 @@ def report(
         spiral = "n/a" if r["spiral_r2"] is None else f"{r['spiral_r2']:.2f}"
         fit = r["calibration"]
         calib = "n/a" if fit is None else f"{fit['train_accuracy']:.2f} / {fit['heldout_accuracy']:.2f}"
+        if fit is not None and "axis_cosine" in fit:
+            calib += f" (cos with u {fit['axis_cosine']:.2f})"
         lines.append(
             f"| {r['concept'][:50]} | {r['norm_u']:.1f} | {sum(cos) / len(cos):.2f} | "
             f"{sum(s > 0 for s in st)}/{len(st)} | {spiral} | {calib} | {(labels == crh.CONCEPT).mean():.3f} | "
@@ -101,13 +106,7 @@ def report(
         f"p={collapse['spearman_p']:.3g} -> delayed: {collapse['delayed']}",
         f"- P1 holds: {summary['P1_holds']}",
         "",
-        "**P2 (unimodal angle law)** "
-        + (
-            "not testable: fewer than 4 steerable samples"
-            if p2 is None
-            else f"best k={p2['k']}, m={p2['m']:.2f}, r={p2['r']:.3f} (p={p2['p']:.3g} optimistic, permutation "
-            f"p={p2['p_permutation']:.3g}), peak theta {p2['peak_theta_deg']:.1f} deg -> holds: {summary['P2_holds']}"
-        ),
+        "**P2 (angle law)** " + _p2_line(p2, summary["P2_holds"]),
         "",
         f"**P3 (cos(v_d,i, v_d,j) does not predict |St_i - St_j|)** r={p3['r']:.3f}, p={p3['p']:.3g}, "
         f"{p3['n_pairs']} within-concept pairs -> holds: {summary['P3_holds']}",
@@ -116,6 +115,24 @@ def report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _p2_line(p2: dict[str, Any] | None, holds: bool | None) -> str:
+    """The P2 sentence for either variant (official sincos_rel.py search, or saesteer's per-sample one)."""
+    if p2 is None:
+        return "not testable: too few steerable samples / concepts"
+    if p2["variant"].startswith("official"):
+        return (
+            f"[{p2['variant']}: one slope St per concept, y = St/|u|^a, x = sin^a cos^(2p-a)] best "
+            f"x = sin^{p2['sin_power']:g} cos^{p2['cos_power']:g}, r={p2['r']:.3f} (p={p2['p_value']:.3g} optimistic, "
+            f"concept-permutation p={p2['p_permutation']:.3g}); r at the code default sin^2 cos^-1: "
+            f"{p2['r_default']:.3f}; {p2['n_samples']} samples from {p2['n_concepts']} concepts, dropped "
+            f"{p2['dropped_first_step']} labelled 2 at step 1 and {p2['dropped_zero']} with St = 0 -> holds: {holds}"
+        )
+    return (
+        f"[{p2['variant']}] best k={p2['k']}, m={p2['m']:.2f}, r={p2['r']:.3f} (p={p2['p']:.3g} optimistic, "
+        f"permutation p={p2['p_permutation']:.3g}), peak theta {p2['peak_theta_deg']:.1f} deg -> holds: {holds}"
+    )
 
 
 def pilot(model: Any, tokenizer: Any, args: argparse.Namespace) -> str:
@@ -175,8 +192,15 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=24)
     parser.add_argument("--max-scale", type=float, default=3.0, help="largest L in units of |u| (paper: 3)")
     parser.add_argument("--positions", choices=["prompt", "all"], default="prompt", help="prefill only, or all tokens")
-    parser.add_argument("--labeller", choices=["latent", "keywords"], default="latent", help="proxy for label 2")
+    parser.add_argument("--labeller", choices=["detector", "axis", "keywords"], default="detector", help="label 2")
+    parser.add_argument("--reserve", type=int, default=8, help="--labeller detector: samples kept out of u for it")
     parser.add_argument("--concept-threshold", type=int, choices=[1, 2], default=2, help="keyword rating for 2")
+    parser.add_argument(
+        "--angle-law",
+        choices=["official", "per_sample"],
+        default="official",
+        help="P2 variant (official: sincos_rel.py)",
+    )
     parser.add_argument("--pilot", default=None, help="comma-separated layers: print the pilot table and stop")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription)")
     parser.add_argument("--out", default=str(RESULTS / "cylinder"))
@@ -197,17 +221,15 @@ def main() -> None:
         max_scale=args.max_scale,
         positions=args.positions,
     )
-    labeller: ProxyLabeller | ConceptLatentLabeller = (
-        ConceptLatentLabeller(model, tokenizer)
-        if args.labeller == "latent"
-        else ProxyLabeller(model, tokenizer, concept_threshold=args.concept_threshold)
+    labeller = make_labeller(
+        args.labeller, model, tokenizer, reserve=args.reserve, concept_threshold=args.concept_threshold
     )
     out = Path(args.out)
     runs = [
         analyze_concept(model, tokenizer, c, s, config, labeller, out / "answers.json")
         for c, s in load_concepts(args.concepts)
     ]
-    summary = summarize(runs)
+    summary = summarize(runs, angle_law=args.angle_law)
     save_results(runs, summary, config, out, labeller=labeller.name, model_name="smollm2-135m-instruct")
     records = json.loads((out / "results.json").read_text())["concepts"]
     command = "SAESTEER_CACHE=/tmp/sc .venv/bin/python benchmarks/cylinder_concepts.py " + " ".join(sys.argv[1:])

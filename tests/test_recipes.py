@@ -60,3 +60,28 @@ def test_bad_recipes_name_the_field(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_recipe(path)
+
+
+def _scored(bench: BenchRecipe, kind: str) -> tuple[str, str] | None:
+    """(path, split) of the bench task of ``kind``, or None."""
+    spec = next((t for t in bench.tasks if t.kind == kind), None)
+    return None if spec is None else (str(spec.path), spec.split)
+
+
+def test_no_shipped_recipe_scores_corrsteer_on_the_data_it_selects_features_on():
+    for path in sorted(RECIPES.glob("bench-*.yaml")):
+        bench = load_recipe(path)
+        assert isinstance(bench, BenchRecipe)
+        for step in bench.train:
+            if getattr(step, "method", None) != "corrsteer":
+                continue
+            task, data = step.config["task"], str(step.config["data"])
+            scored = _scored(bench, task)
+            assert scored is not None, f"{path.name}: {step.name} has no {task} task to score it"
+            # the same file is only safe when the bench scores the held-out test split of it
+            assert data != scored[0] or scored[1] == "test", f"{path.name}: {step.name} trains on what it scores"
+    gemma = load_recipe(RECIPES / "bench-gemma2-2b.yaml")
+    assert isinstance(gemma, BenchRecipe)
+    step = next(s for s in gemma.train if s.name == "corrsteer-mmlu")
+    assert step.config["data"] == "hf:cais/mmlu:all@auxiliary_train" and step.config["samples"] == 4000
+    assert step.config["val_data"] == "hf:cais/mmlu:all@validation"

@@ -1,12 +1,17 @@
-"""Concept-latent proxy labeller for the CRH sweep: does the steered TEXT evoke the concept's representation?
+"""Labellers for the CRH sweep beyond the keyword proxy: 1 normal answer, 2 concept present, 3 gibberish.
 
-Each output is re-read by the UNSTEERED model in the sweep's template ("User: q\\nAssistant: output"); the score
-is the mean projection onto u_hat (the concept's population axis from the training split) of the output tokens'
-block-output states at the analysis layer. The threshold is calibrated per concept on the training split (midpoint
-of the class means of the concept-bearing and concept-free responses, each cut to the sweep's output length) and
-checked on the held-out split. Label 3 comes first, from the gibberish proxy (perplexity / distinct-2), then 2 if the
-score exceeds the threshold, else 1. It reads the direction that is added, but through the unsteered model on the
-generated text, so it measures whether the text evokes the concept representation, not the steering vector itself.
+Label 3 always comes first, from the gibberish proxy (perplexity under the unsteered model / distinct-2).
+
+* ``DetectorLabeller`` (the default): label 2 from a DiffMean concept detector (saesteer.eval.concept_detector)
+  fitted on ``reserve`` samples set aside from the axis's training split, so neither the detector's data nor
+  its read-out (chat-format response-token means) is the axis u being added; its cosine with u_hat and its
+  held-out accuracy on the steered split's responses are recorded.
+* ``JudgeLabeller``: label 2 from a configured judge's 0-2 concept rating (saesteer.eval.judges; the paper used
+  a Llama-3.3-70B judge).
+* ``ConceptLatentLabeller`` (option ``axis``): each output re-read by the UNSTEERED model in the sweep's
+  template; the score is the mean projection of the output tokens' states onto u_hat, the very axis added, with a
+  threshold calibrated on the axis's own training split. This makes the onset (P1) partly circular: use it only
+  as a labelled comparison.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from saesteer.analysis import cylinder as crh
 from saesteer.analysis.cylinder_sweep import ProxyLabeller, Sample, SweepConfig
 from saesteer.data.chat import encode
 from saesteer.errors import ConfigError
-from saesteer.eval.concept_detector import balanced_accuracy
+from saesteer.eval.concept_detector import ConceptDetector, balanced_accuracy, fit_concept_detector
+from saesteer.eval.judges import Judge, JudgeItem
 from saesteer.runtime.capture import capture
 
 
@@ -44,7 +50,7 @@ class Calibration:
 
 @dataclass
 class ConceptLatentLabeller:
-    """Offline concept-latent proxy judge (see the module docstring); ``calibrate`` once per concept first."""
+    """Axis-projection proxy (option; see the module docstring); ``calibrate`` once per concept first."""
 
     model: Any
     tokenizer: Any
@@ -64,7 +70,8 @@ class ConceptLatentLabeller:
             )
         self._gibberish = ProxyLabeller(self.model, self.tokenizer, self.max_perplexity, self.min_distinct)
         self.name = (
-            f"concept-latent proxy: mean output-token projection on u_hat (unsteered re-read) > train-calibrated "
+            f"axis-projection proxy (reads the added axis u_hat; partly circular): mean output-token projection on "
+            f"u_hat (unsteered re-read) > train-calibrated "
             f"threshold; gibberish perplexity>{self.max_perplexity:g}/distinct-2<{self.min_distinct:g}"
         )
 
@@ -134,3 +141,135 @@ class ConceptLatentLabeller:
             crh.GIBBERISH if g == crh.GIBBERISH else crh.CONCEPT if s > calibration.threshold else crh.NORMAL
             for g, s in zip(gibberish, scores, strict=True)
         ]
+
+
+def _pairs(samples: Sequence[Sample], with_concept: bool) -> list[tuple[str, str]]:
+    return [(s.question, s.with_concept if with_concept else s.without_concept or "") for s in samples]
+
+
+@dataclass
+class DetectorLabeller:
+    """Label 2 from a DiffMean concept detector fitted on ``reserve`` samples disjoint from u's training split."""
+
+    model: Any
+    tokenizer: Any
+    reserve: int = 8  # samples taken from the training pool for the detector (analyze_concept sets them aside)
+    max_perplexity: float = 500.0
+    min_distinct: float = 0.5
+    name: str = field(init=False)
+    detectors: dict[str, ConceptDetector] = field(default_factory=dict, init=False, repr=False)
+    _gibberish: ProxyLabeller = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.reserve < 2:
+            raise ConfigError(f"reserve={self.reserve}: the detector needs >= 2 samples. Fix: reserve >= 2.")
+        self._gibberish = ProxyLabeller(self.model, self.tokenizer, self.max_perplexity, self.min_distinct)
+        self.name = (
+            f"concept-detector proxy: DiffMean detector on response-token states, fitted on {self.reserve} samples "
+            f"disjoint from the axis's training split (unsteered re-read); gibberish perplexity>"
+            f"{self.max_perplexity:g}/distinct-2<{self.min_distinct:g}"
+        )
+
+    def calibrate(
+        self, concept: str, u: Tensor, train: Sequence[Sample], test: Sequence[Sample], config: SweepConfig
+    ) -> dict[str, float]:
+        """Fit on ``train`` (the reserved samples, not u's), check on ``test``; returns the record."""
+        if any(s.without_concept is None for s in [*train, *test]):
+            raise ConfigError("The detector needs concept-free responses. Fix: call fill_without_concept first.")
+        detector = fit_concept_detector(
+            self.model,
+            self.tokenizer,
+            _pairs(train, True),
+            _pairs(train, False),
+            layer=config.layer,
+            max_tokens=config.max_new_tokens,
+        )
+        self.detectors[concept] = detector
+        u_hat = u.to(torch.float64) / u.norm()
+        return {
+            "threshold": detector.threshold,
+            "train_accuracy": detector.train_accuracy,
+            "heldout_accuracy": detector.accuracy(_pairs(test, True), _pairs(test, False)),
+            "axis_cosine": float(detector.direction @ u_hat.to(detector.direction)),
+            "n_fit": float(len(train)),
+        }
+
+    def __call__(self, concept: str, questions: Sequence[str], outputs: Sequence[str]) -> list[int]:
+        if concept not in self.detectors:
+            raise ConfigError(
+                f"The concept detector is not fitted for {concept!r}. "
+                "Fix: call calibrate(concept, u, reserved, test, config) first (analyze_concept does)."
+            )
+        gibberish = self._gibberish(concept, questions, outputs)
+        present = self.detectors[concept].presence(list(questions), list(outputs))
+        return [
+            crh.GIBBERISH if g == crh.GIBBERISH else crh.CONCEPT if p > 0 else crh.NORMAL
+            for g, p in zip(gibberish, present, strict=True)
+        ]
+
+
+@dataclass
+class JudgeLabeller:
+    """Label 2 when a configured judge's concept rating (0-2) reaches ``concept_threshold``; 3 from the proxy."""
+
+    judge: Judge
+    gibberish: ProxyLabeller
+    concept_threshold: float = 1.0  # 1: hinted / related (the CRH judge's "contains or relates to"), 2: clear
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.concept_threshold <= 2.0:
+            raise ConfigError(f"concept_threshold={self.concept_threshold} is not a 0-2 rating. Fix: use 1 or 2.")
+        self.name = (
+            f"judge {getattr(self.judge, 'name', type(self.judge).__name__)}: concept rating>="
+            f"{self.concept_threshold:g}; gibberish {self.gibberish.name.split(' + ')[0]}"
+        )
+
+    def __call__(self, concept: str, questions: Sequence[str], outputs: Sequence[str]) -> list[int]:
+        gibberish = self.gibberish(concept, questions, outputs)
+        items = [
+            JudgeItem(concept, q, o)
+            for q, o, g in zip(questions, outputs, gibberish, strict=True)
+            if g != crh.GIBBERISH
+        ]
+        ratings = iter(self.judge.rate(items)) if items else iter([])
+        return [
+            crh.GIBBERISH
+            if g == crh.GIBBERISH
+            else crh.CONCEPT
+            if next(ratings)["concept"] >= self.concept_threshold
+            else crh.NORMAL
+            for g in gibberish
+        ]
+
+
+LABELLERS = ("detector", "judge", "axis", "keywords")
+
+
+def make_labeller(
+    kind: str,
+    model: Any,
+    tokenizer: Any,
+    *,
+    reserve: int = 8,
+    judge: Judge | None = None,
+    concept_threshold: float = 2,
+    max_perplexity: float = 500.0,
+    min_distinct: float = 0.5,
+) -> DetectorLabeller | JudgeLabeller | ConceptLatentLabeller | ProxyLabeller:
+    """A sweep labeller by name: detector (default), judge (needs ``judge``), axis (projection on u_hat), keywords.
+
+    ``concept_threshold`` is the keyword rating (keywords) or the judge's concept rating (judge) needed for 2.
+    """
+    ppl, distinct = max_perplexity, min_distinct
+    if kind == "detector":
+        return DetectorLabeller(model, tokenizer, reserve, max_perplexity=ppl, min_distinct=distinct)
+    if kind == "judge":
+        if judge is None:
+            raise ConfigError("The judge labeller needs a judge. Fix: pass --judge hf:MODEL or openai:MODEL@URL.")
+        return JudgeLabeller(judge, ProxyLabeller(model, tokenizer, ppl, distinct), float(concept_threshold))
+    if kind == "axis":
+        return ConceptLatentLabeller(model, tokenizer, max_perplexity=ppl, min_distinct=distinct)
+    if kind == "keywords":
+        return ProxyLabeller(model, tokenizer, ppl, distinct, concept_threshold=int(concept_threshold))
+    raise ConfigError(f"Unknown labeller {kind!r}. Fix: use one of {', '.join(LABELLERS)}.")

@@ -29,6 +29,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from saesteer.analysis import cylinder as crh
+from saesteer.analysis import cylinder_angle
 from saesteer.data import read_rows, sample_path
 from saesteer.data.chat import encode
 from saesteer.errors import ConfigError, DataError
@@ -202,7 +203,9 @@ class Labeller(Protocol):
 
 @runtime_checkable
 class CalibratedLabeller(Labeller, Protocol):
-    """A labeller fitted per concept on the training split (and checked on the test split) before labelling."""
+    """A labeller fitted per concept before labelling (and checked on the test split). It is fitted on the axis's
+    training split, or, when it has an integer ``reserve`` > 0, on that many samples set aside from the training
+    pool and not used for u (``analyze_concept`` does the split)."""
 
     def calibrate(
         self, concept: str, u: Tensor, train: Sequence[Sample], test: Sequence[Sample], config: SweepConfig
@@ -305,13 +308,19 @@ class ConceptRun:
         return crh.steerability(self.labels[:, :, 0], np.asarray(self.lengths)) / self.norm_u
 
 
-def split_samples(samples: Sequence[Sample], n_test: int, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """(train, test): a seeded shuffle, the last ``n_test`` held out for steering."""
-    if len(samples) < n_test + 2:
-        raise DataError(f"{len(samples)} samples cannot give {n_test} test + 2 training samples. Fix: lower n_test.")
+def split_samples(
+    samples: Sequence[Sample], n_test: int, seed: int, reserve: int = 0
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """(train, test, reserved): a seeded shuffle, the last ``n_test`` held out for steering, the first ``reserve``
+    set aside for the labeller (disjoint from the axis's training split)."""
+    if len(samples) < n_test + reserve + 2:
+        raise DataError(
+            f"{len(samples)} samples cannot give {n_test} test + {reserve} labeller + 2 training samples. "
+            "Fix: lower n_test or the labeller's reserve, or add samples."
+        )
     order = np.random.default_rng(seed).permutation(len(samples))
     shuffled = [samples[i] for i in order]
-    return shuffled[:-n_test], shuffled[-n_test:]
+    return shuffled[reserve:-n_test], shuffled[-n_test:], shuffled[:reserve]
 
 
 def analyze_concept(
@@ -326,14 +335,17 @@ def analyze_concept(
     """Difference vectors, axis u from the training split, then the labelled (L, rho) sweep on the test split."""
     torch.manual_seed(config.seed)
     samples = fill_without_concept(model, tokenizer, samples, config, cache)
-    train, test = split_samples(samples, config.n_test, config.seed)
+    reserve = int(getattr(labeller, "reserve", 0))
+    train, test, reserved = split_samples(samples, config.n_test, config.seed, reserve)
     r_with, r_no = difference_vectors(model, tokenizer, train, config)
     background = None
     if config.axis == "mean_center":
         background = last_token_states(model, tokenizer, background_texts(config), config.layer)
     u = crh.population_axis(r_with, r_no, config.axis, background)
     calibration = (
-        labeller.calibrate(concept, u, train, test, config) if isinstance(labeller, CalibratedLabeller) else None
+        labeller.calibrate(concept, u, reserved if reserve else train, test, config)
+        if isinstance(labeller, CalibratedLabeller)
+        else None
     )
     t_with, t_no = difference_vectors(model, tokenizer, test, config)
     v_d = t_with - t_no
@@ -366,8 +378,60 @@ def analyze_concept(
     )
 
 
-def summarize(runs: Sequence[ConceptRun], *, permutations: int = 200, seed: int = 0) -> dict[str, Any]:
-    """The three predictions over every concept (L and St in units of each concept's |u|)."""
+AngleLaw = Literal["official", "per_sample"]
+
+
+def angle_law_summary(
+    runs: Sequence[ConceptRun],
+    angle_law: AngleLaw = "official",
+    *,
+    drop_first_step_concept: bool = True,
+    drop_zero_steerability: bool = True,
+    permutations: int = 200,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """P2 as a dict labelled by ``variant`` (None: too few samples to fit).
+
+    official: CRH's sincos_rel.py (cylinder_angle.py): one slope steerability per concept, x = sin^a cos^(2p-a),
+    y = St / |u|^a. per_sample: saesteer's earlier variant, St = L_max - L_onset per sample,
+    x = sin^m cos^(k-m), y = St / |v_d|^k (crh.unimodality_fit).
+    """
+    if angle_law == "official":
+        data = cylinder_angle.angle_samples(
+            [r.labels[:, :, 0] for r in runs],
+            [r.cos.numpy() for r in runs],
+            [r.sin.numpy() for r in runs],
+            [r.norm_u for r in runs],
+            drop_first_step_concept=drop_first_step_concept,
+            drop_zero_steerability=drop_zero_steerability,
+        )
+        try:
+            fit = cylinder_angle.angle_law_fit(data, permutations=permutations, seed=seed)
+        except DataError:  # fewer than 2 kept concepts, or St equal for all: nothing to correlate
+            return None
+        return {"variant": "official (sincos_rel.py)", **vars(fit)}
+    if angle_law != "per_sample":
+        raise ConfigError(f"Unknown angle law {angle_law!r}. Fix: use 'official' or 'per_sample'.")
+    st = np.concatenate([r.steerability for r in runs])
+    cos = np.concatenate([r.cos.numpy() for r in runs])
+    if int(((cos > 0) & (st > 0)).sum()) < 4:
+        return None
+    sin = np.concatenate([r.sin.numpy() for r in runs])
+    norms = np.concatenate([(r.v_d.norm(dim=1) / r.norm_u).numpy() for r in runs])
+    per_sample = crh.unimodality_fit(cos, sin, st, norms, permutations=permutations, seed=seed)
+    return {"variant": "per_sample (saesteer)", **vars(per_sample), "holds": per_sample.unimodal}
+
+
+def summarize(
+    runs: Sequence[ConceptRun],
+    *,
+    permutations: int = 200,
+    seed: int = 0,
+    angle_law: AngleLaw = "official",
+    drop_first_step_concept: bool = True,
+    drop_zero_steerability: bool = True,
+) -> dict[str, Any]:
+    """The three predictions over every concept (L and St in units of each concept's |u|); P2 per ``angle_law``."""
     if not runs:
         raise DataError("No concept runs to summarise. Fix: analyse at least one concept.")
     scales = np.asarray(runs[0].lengths) / runs[0].norm_u
@@ -376,9 +440,6 @@ def summarize(runs: Sequence[ConceptRun], *, permutations: int = 200, seed: int 
     onset = crh.penalty_delay(labels, scales, rhos, crh.CONCEPT)
     collapse = crh.penalty_delay(labels, scales, rhos, crh.GIBBERISH)
     st = np.concatenate([r.steerability for r in runs])
-    cos = np.concatenate([r.cos.numpy() for r in runs])
-    sin = np.concatenate([r.sin.numpy() for r in runs])
-    norms = np.concatenate([(r.v_d.norm(dim=1) / r.norm_u).numpy() for r in runs])
     groups = np.concatenate([np.full(len(r.questions), i) for i, r in enumerate(runs)])
     pairwise = crh.pairwise_predictability(torch.cat([r.v_d for r in runs]), st, groups)
     summary: dict[str, Any] = {
@@ -399,11 +460,15 @@ def summarize(runs: Sequence[ConceptRun], *, permutations: int = 200, seed: int 
     fits = [r.calibration for r in runs if r.calibration is not None]
     if fits:
         summary["calibration_heldout_accuracy"] = float(np.mean([f["heldout_accuracy"] for f in fits]))
-    if int(((cos > 0) & (st > 0)).sum()) >= 4:
-        fit = crh.unimodality_fit(cos, sin, st, norms, permutations=permutations, seed=seed)
-        summary["P2"], summary["P2_holds"] = vars(fit), fit.unimodal
-    else:
-        summary["P2"], summary["P2_holds"] = None, None  # too few steerable samples to fit the angle law
+    summary["P2"] = angle_law_summary(
+        runs,
+        angle_law,
+        drop_first_step_concept=drop_first_step_concept,
+        drop_zero_steerability=drop_zero_steerability,
+        permutations=permutations,
+        seed=seed,
+    )
+    summary["P2_holds"] = None if summary["P2"] is None else summary["P2"]["holds"]  # None: too few samples
     return summary
 
 

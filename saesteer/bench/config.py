@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from saesteer.data import sample_path
+from saesteer.eval.axbench_prompts import FIXED_STEERING_PROMPT
 
 
 class _Spec(BaseModel):
@@ -21,6 +22,7 @@ class JudgeSpec(_Spec):
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"
     max_new_tokens: int = Field(128, gt=0)
+    temperature: float = Field(0.7, ge=0)  # openai: AxBench's evaluate.py samples its judge at 0.7; hf is greedy
 
     @model_validator(mode="after")
     def _needs_model(self) -> JudgeSpec:
@@ -66,9 +68,13 @@ class AxBenchSpec(_Spec):
     n_concepts: int | None = Field(None, gt=0)
     n_instructions: int = Field(10, ge=2)
     max_new_tokens: int = Field(128, gt=0)
-    temperature: float = Field(0.0, ge=0)
-    judge: JudgeSpec = Field(default_factory=lambda: JudgeSpec(kind="proxy", max_new_tokens=128))
-    prompt: str = "Please incorporate content related to {concept} into your answer."
+    temperature: float = Field(1.0, ge=0)  # AxBench samples at 1.0 (seeded by the config's seed); 0: greedy
+    judge: JudgeSpec = Field(default_factory=lambda: JudgeSpec(kind="proxy", max_new_tokens=128, temperature=0.7))
+    prompt: str = FIXED_STEERING_PROMPT  # the prompting baseline's sentence when no steering prompt is generated
+    # generated: AxBench's per-concept steering prompt written by an LLM judge (the proxy judge: the fixed one)
+    steering_prompt: Literal["generated", "fixed"] = "generated"
+    # axbench: unit-norm DiffMean over prompt+response tokens, factor x max_act; caa: CAA response-token mean
+    diffmean: Literal["axbench", "caa"] = "axbench"
 
 
 TaskSpec = Annotated[MMLUSpec | HarmBenchSpec | AxBenchSpec, Field(discriminator="kind")]
@@ -89,6 +95,7 @@ class MethodSpec(_Spec):
     factors: list[float] = [1.0]
     positions: str | None = None
     tasks: list[Literal["mmlu", "harmbench", "axbench"]] = []  # empty: every task in the config
+    allow_train_test_overlap: bool = False  # score the artifact even on prompts it was trained on
 
     @property
     def label(self) -> str:

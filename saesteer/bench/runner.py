@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from saesteer.bench.aggregate import LeaderboardRow, leaderboard
 from saesteer.bench.config import BenchConfig
+from saesteer.bench.leakage import check_overlap
 from saesteer.bench.methods import Resolved, artifact_layers, method_factors, resolve
 from saesteer.bench.models import BenchModels
 from saesteer.bench.records import BenchRecord, RecordFile
@@ -60,6 +61,7 @@ def _run_unit(
     every batch."""
     mine: list[tuple[int, list[BenchRecord]]] = []
     batch_size = len(rows) if models.backend == "vllm" else config.batch_size
+    variant = {"variant": resolved.variant} if resolved.variant else {}
     for start, end in current.my_batches(len(rows), batch_size):
         chunk = rows[start:end]
         samples = [sample for sample, _ in chunk]
@@ -93,7 +95,7 @@ def _run_unit(
                 phase=sample.phase,
                 n_tokens=result.n_tokens,
                 seconds=share,
-                meta={"kind": method.kind, **sample.meta},
+                meta={"kind": method.kind, **variant, **sample.meta},
                 backend=models.backend,
             )
             for (sample, factor), result in zip(chunk, scored, strict=True)
@@ -179,9 +181,13 @@ def _run(config: BenchConfig, models: BenchModels, current: World, progress: boo
             ]
             bar.update(len(unit.samples) * len(factors) - len(pending))
             if pending:  # artifacts are loaded (or fitted) only when something is left to compute
+                check_overlap(store, method, unit, task.name)  # never scored on its own training prompts
                 resolved = resolve(method, unit, task, store, models)
                 layers = artifact_layers(resolved.steering) if resolved.steering is not None else "-"
                 context["methods"][method.label]["layers"] = layers
+                if resolved.variant:
+                    variants = context["methods"][method.label].setdefault("variants", {})
+                    variants[f"{task.name}/{unit.name}"] = resolved.variant
                 _run_unit(config, task, unit, method, resolved, pending, models, records, current, bar)
             if current.is_main:
                 context_path.write_text(json.dumps(context, indent=1, default=str))

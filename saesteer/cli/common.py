@@ -1,4 +1,4 @@
-"""Shared CLI helpers: argument parsing of lists, the ``--backend`` flag, and the rich console."""
+"""Shared CLI helpers: argument parsing of lists, the ``--backend`` and ``--end-marker`` flags, the console."""
 
 from __future__ import annotations
 
@@ -37,6 +37,28 @@ def add_backend_flag(parser: argparse.ArgumentParser, *, default: str | None = "
     from saesteer.backends import BACKENDS
 
     parser.add_argument("--backend", choices=BACKENDS, default=default, help=BACKEND_HELP + note)
+
+
+END_MARKER_HELP = (
+    "text that ends the instruction in each prompt; after_prompt (CAA) steers from its last token on, generated "
+    "tokens included, and a prompt without it is an error (e.g. '[/INST]' for a Llama-2-chat frame; matched as "
+    "the marker's token ids, alone or after a space). Default: the chat template's generation prompt (SmolLM2: "
+    "'<|im_start|>assistant\\n'), or '\\nAssistant:' for a model without a template (\\n, \\t: newline, tab)"
+)
+
+
+def add_end_marker_flag(parser: argparse.ArgumentParser) -> None:
+    """``--end-marker TEXT``: after_prompt's end-of-instruction marker (``apply_end_marker`` sets it)."""
+    parser.add_argument("--end-marker", default=None, metavar="TEXT", help=END_MARKER_HELP)
+
+
+def apply_end_marker(model: Any, tokenizer: Any, text: str | None) -> None:
+    """Make ``--end-marker`` the loaded model's after_prompt marker (either backend; a typed ``\\n`` / ``\\t``
+    is a newline / tab); None keeps the default."""
+    from saesteer.runtime.tracker import set_end_markers
+
+    if text is not None:
+        set_end_markers(model, tokenizer, text.replace("\\n", "\n").replace("\\t", "\t"))
 
 
 def check_fits(artifact: Any, model: Any, name: str) -> None:

@@ -7,7 +7,14 @@ import argparse
 import json
 from pathlib import Path
 
-from saesteer.cli.common import add_backend_flag, check_fits, console, float_list
+from saesteer.cli.common import (
+    add_backend_flag,
+    add_end_marker_flag,
+    apply_end_marker,
+    check_fits,
+    console,
+    float_list,
+)
 
 EXAMPLE = """example:
   saesteer eval ab --model smollm2-135m-instruct --store runs/store --vector refusal-l15 \\
@@ -23,6 +30,7 @@ def _protocol(kinds: argparse._SubParsersAction, name: str, summary: str, exampl
         "--vector", required=True, help="any stored steering artifact (CAA, CorrSteer, PrOSV, PSR, imported vector)"
     )
     add_backend_flag(parser, note=" (eval ab: hf only)")
+    add_end_marker_flag(parser)
     return parser
 
 
@@ -63,6 +71,7 @@ def run_task(args: argparse.Namespace) -> None:
     samples = task.samples(args.split)[: args.limit]
     artifact = store.load(args.vector)  # a missing name or damaged blob fails before the model loads
     model, tokenizer = load(args.model, backend=args.backend)
+    apply_end_marker(model, tokenizer, args.end_marker)
     check_fits(artifact, model, args.vector)
     options = {"batch_size": args.batch_size, "templated": task.chat}
     plain = score_task(model, tokenizer, task, samples, **options)
@@ -117,6 +126,7 @@ def run_ab(args: argparse.Namespace) -> None:
             "across multipliers: it runs on the hf backend only. Fix: drop --backend vllm."
         )
     model, tokenizer = load_model(args.model)
+    apply_end_marker(model, tokenizer, args.end_marker)
     artifact = Store(args.store).load(args.vector, model)
     result = evaluate_ab(model, tokenizer, args.data, artifact, multipliers=args.multipliers)
     table = Table(title=f"A/B: {args.vector} on {args.data}")

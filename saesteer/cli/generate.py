@@ -7,7 +7,14 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from saesteer.cli.common import add_backend_flag, check_fits, console, float_list
+from saesteer.cli.common import (
+    add_backend_flag,
+    add_end_marker_flag,
+    apply_end_marker,
+    check_fits,
+    console,
+    float_list,
+)
 
 EXAMPLE = """example:
   saesteer generate --model smollm2-135m-instruct --store runs/store \\
@@ -53,6 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="multiplier(s), comma list; negative: --alpha=-4,4 (default 4 with --vector, else 1)",
     )
     gen.add_argument("--positions", default=None, help="policy (default: the artifact's own, e.g. after_prompt)")
+    add_end_marker_flag(gen)
     gen.add_argument("--max-new-tokens", type=int, default=40)
     add_backend_flag(gen)
     gen.set_defaults(run=run_generate)
@@ -135,6 +143,7 @@ def run_generate(args: argparse.Namespace) -> None:
     names = ([args.vector] if args.vector else []) + list(args.ablate)
     loaded = {name: store.load(name) for name in names}  # a missing name or damaged blob fails before the model loads
     model, tokenizer = load(args.model, backend=args.backend)
+    apply_end_marker(model, tokenizer, args.end_marker)
     for name, artifact in loaded.items():
         check_fits(artifact, model, name)
         if not artifact.layers:

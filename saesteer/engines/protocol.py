@@ -85,12 +85,15 @@ class MethodConfig(BaseModel):
 
 @dataclass
 class Fitted:
-    """What ``fit`` returns: the artifact, records saved with it, a report for people, the data's hash."""
+    """What ``fit`` returns: the artifact, records saved with it, a report for people, the data's hash, and
+    ``train_prompts``: the prompt texts it was fitted on (their hashes are stored with the artifact, for the
+    bench's train/test overlap guard); None lets ``train`` read them from the method's data."""
 
     artifact: Any
     companions: list[Any] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     data_hash: str = ""
+    train_prompts: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""CAA's A/B protocol: p(matching answer letter) at the answer position, across steering multipliers."""
+"""CAA's A/B protocol: p(matching answer letter) at the answer position, across steering multipliers, with
+the paper's per-layer rescaling of the behaviours' vectors to one norm."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -16,9 +17,10 @@ from saesteer.data.examples import pad_rows
 from saesteer.data.pairs import ABItem, load_contrast_data
 from saesteer.errors import DataError
 from saesteer.models.layers import check_context
-from saesteer.runtime.positions import PositionPolicy
+from saesteer.runtime.positions import AfterInstruction, PositionPolicy, PromptInfo
 from saesteer.runtime.steer import steer
 from saesteer.runtime.tracker import end_of_turn_markers
+from saesteer.vectors import SteeringVector
 
 
 @dataclass
@@ -29,6 +31,35 @@ class ABResult:
     p_matching: dict[float, float]
     matching_rate: dict[float, float]
     records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def normalise_across_behaviours(
+    vectors: Mapping[str, Mapping[int, SteeringVector]],
+) -> dict[str, dict[int, SteeringVector]]:
+    """CAA's ``normalize_vectors.py``: at each layer, every behaviour's vector is rescaled to the mean norm of
+    all the behaviours' vectors at that layer (directions unchanged; the raw norm is kept in ``metrics``), so
+    one multiplier means the same strength for every behaviour. ``vectors``: behaviour -> layer -> vector."""
+    layer_sets = {frozenset(by_layer) for by_layer in vectors.values()}
+    if not vectors or len(layer_sets) != 1:
+        raise DataError(
+            "Normalising across behaviours needs the same layers for every behaviour. "
+            "Fix: fit every behaviour at the same layers."
+        )
+    normalised: dict[str, dict[int, SteeringVector]] = {name: {} for name in vectors}
+    for layer in sorted(next(iter(layer_sets))):
+        norms = {name: by_layer[layer].norm for name, by_layer in vectors.items()}
+        if min(norms.values()) == 0.0:
+            zero = [name for name, norm in norms.items() if norm == 0.0]
+            raise DataError(f"The layer-{layer} vector of {zero} is zero. Fix: refit it on contrasting pairs.")
+        mean = sum(norms.values()) / len(norms)
+        for name, by_layer in vectors.items():
+            vector = by_layer[layer]
+            normalised[name][layer] = replace(
+                vector,
+                vector=vector.vector * (mean / norms[name]),
+                metrics={**vector.metrics, "raw_norm": norms[name], "normalised_across": sorted(vectors)},
+            )
+    return normalised
 
 
 def _decision(tokenizer: Any, item: ABItem) -> tuple[list[int], int, int]:
@@ -47,10 +78,11 @@ def _decision(tokenizer: Any, item: ABItem) -> tuple[list[int], int, int]:
     return match[:common], match[common], other[common]
 
 
-def _instruction_split(ids: list[int], markers: set[int]) -> int | None:
-    """Index just after the last end-of-turn marker (where CAA starts steering); None if there is none."""
-    ends = [index for index, token in enumerate(ids) if token in markers]
-    return ends[-1] + 1 if ends else None
+def _instruction_split(ids: list[int], markers: tuple[tuple[int, ...], ...]) -> int:
+    """Index of the first token after_prompt steers (the end marker's last token, CAA's ``from_pos``)."""
+    row = torch.tensor([ids])
+    prompt = PromptInfo(input_ids=row, valid=torch.ones_like(row, dtype=torch.bool), end_markers=markers)
+    return int(AfterInstruction().prompt_mask(prompt)[0].nonzero()[0])
 
 
 def _p_matching(logits: Tensor, decisions: list[tuple[list[int], int, int]]) -> list[float]:
@@ -61,13 +93,12 @@ def _p_matching(logits: Tensor, decisions: list[tuple[list[int], int, int]]) -> 
 def _shared_prefix_probs(
     model: Any, decisions: list[tuple[list[int], int, int]], multipliers: Sequence[float], steering: Any, pad: int
 ) -> list[float] | None:
-    """CAA steers only after the instruction, so the unsteered instruction is run once per item and its
-    KV cache reused for every multiplier; returns p(matching) item-major, or None if the items'
-    post-instruction tokens differ (then the caller runs full prompts)."""
-    markers = {token for (token,) in end_of_turn_markers(model)}
-    found = [_instruction_split(ids, markers) for ids, _, _ in decisions]
-    splits = [s for s in found if s is not None]
-    if len(splits) != len(decisions) or len({tuple(d[0][s:]) for d, s in zip(decisions, splits, strict=True)}) != 1:
+    """CAA steers only from the instruction's end on, so the unsteered instruction (up to, not including,
+    the end marker's last token) is run once per item and its KV cache reused for every multiplier; returns
+    p(matching) item-major, or None if the items' steered tokens differ (then the caller runs full prompts)."""
+    markers = end_of_turn_markers(model)
+    splits = [_instruction_split(ids, markers) for ids, _, _ in decisions]
+    if len({tuple(d[0][s:]) for d, s in zip(decisions, splits, strict=True)}) != 1:
         return None
     suffix = decisions[0][0][splits[0] :]
     ids, mask = pad_rows([d[0][:s] for d, s in zip(decisions, splits, strict=True)], pad, left=True)

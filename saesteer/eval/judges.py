@@ -1,8 +1,9 @@
 """AxBench judges: three 0-2 ratings (concept, instruction, fluency) from an LLM or from offline proxies.
 
-The LLM judges use the AxBench rating protocol (one independent request per rating, the answer ends in
-"Rating: [[score]]", anything unparseable counts as 0). The proxy judge never calls a model for the
-concept and instruction ratings and is named "proxy" in every output.
+The LLM judges use the AxBench rating protocol: AxBench's own three templates (verbatim, in
+``saesteer.eval.axbench_prompts``), one independent request per rating, the answer read as AxBench reads it
+(the last "Rating:", brackets stripped; anything unparseable counts as 0). The proxy judge never calls a model
+for the concept and instruction ratings and is named "proxy" in every output.
 """
 
 from __future__ import annotations
@@ -17,46 +18,28 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from saesteer.errors import ConfigError, SaesteerError
+from saesteer.eval.axbench_prompts import JUDGE_TEMPLATES
 from saesteer.eval.concept import concept_rating, stem, stems
 from saesteer.eval.scorers import distinct_n
 
 RATINGS = ("concept", "instruction", "fluency")
 
-TEMPLATES = {
-    "concept": (
-        "Decide how clearly a text incorporates a given concept.\n\n"
-        "Rate 0 if the concept is absent, 1 if it is hinted at or only loosely connected, and 2 if it is "
-        "clearly and directly incorporated.\n\n"
-        "Concept: {concept}\n\nText: {output}\n\n"
-        "Give a one-sentence reason, then end with your score in the form Rating: [[score]]."
-    ),
-    "instruction": (
-        "Decide whether a response addresses an instruction, judging topical relevance only "
-        "(ignore quality, style and any other content).\n\n"
-        "Rate 0 if it is unrelated to the instruction, 1 if it is somewhat related, and 2 if it clearly "
-        "addresses the instruction.\n\n"
-        "Instruction: {instruction}\n\nResponse: {output}\n\n"
-        "Give a one-sentence reason, then end with your score in the form Rating: [[score]]."
-    ),
-    "fluency": (
-        "Decide how fluent a text is: grammatical, coherent and free of repetition or gibberish "
-        "(ignore whether its content makes sense for any task).\n\n"
-        "Rate 0 if it is not fluent, 1 if it is somewhat fluent, and 2 if it is fully fluent.\n\n"
-        "Text: {output}\n\n"
-        "Give a one-sentence reason, then end with your score in the form Rating: [[score]]."
-    ),
-}
-
-_RATING = re.compile(r"Rating:\s*\[\[\s*(-?\d+(?:\.\d+)?)\s*\]\]")
+TEMPLATES = JUDGE_TEMPLATES  # AxBench's own judge templates (saesteer.eval.axbench_prompts)
 
 
 def parse_rating(text: str) -> float:
-    """The last "Rating: [[x]]" in ``text`` if 0 <= x <= 2, else 0 (AxBench's rule for unparseable answers)."""
-    found = _RATING.findall(text or "")
-    if not found:
+    """AxBench's reading of a judge answer: the text after the last "Rating:" up to the line end, brackets
+    removed, then a trailing "." and surrounding quotes or asterisks stripped; a number in [0, 2] is the
+    rating, anything else (no "Rating:", not a number, out of range) is 0."""
+    if "Rating:" not in (text or ""):
         return 0.0
-    value = float(found[-1])
-    return value if 0.0 <= value <= 2.0 else 0.0
+    value = text.split("Rating:")[-1].strip().split("\n")[0].strip()
+    value = value.replace("[", "").replace("]", "").rstrip(".").strip('"').strip("'").strip("*").strip()
+    try:
+        rating = float(value)
+    except ValueError:
+        return 0.0
+    return rating if 0.0 <= rating <= 2.0 else 0.0
 
 
 def harmonic_mean(scores: Sequence[float]) -> float:
@@ -86,9 +69,11 @@ class JudgeError(SaesteerError):
     """The judge failed (endpoint unreachable, bad reply)."""
 
 
-def _prompts(item: JudgeItem) -> list[str]:
+def judge_prompts(item: JudgeItem) -> list[str]:
+    """The concept, instruction and fluency requests for one generation, as AxBench's ``lm_judge.py`` fills
+    its templates (the concept text, the raw instruction, the generation as the sentence fragment)."""
     return [
-        TEMPLATES[k].format(concept=item.concept, instruction=item.instruction, output=item.output) for k in RATINGS
+        TEMPLATES[k].format(concept=item.concept, instruction=item.instruction, sentence=item.output) for k in RATINGS
     ]
 
 
@@ -133,8 +118,9 @@ class ProxyJudge:
 
 
 class HFJudge:
-    """A local HF instruct model answering the three rating prompts (greedy). Tiny models exercise the
-    plumbing; do not report their ratings as if from a strong judge."""
+    """A local HF instruct model answering the three rating prompts, greedily (AxBench samples its judge: a
+    local stand-in is kept deterministic). Tiny models exercise the plumbing; do not report their ratings as if
+    from a strong judge."""
 
     is_proxy = False
 
@@ -145,28 +131,45 @@ class HFJudge:
         self.name = f"hf:{model_name}"
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
 
-    def rate(self, items: Sequence[JudgeItem]) -> list[dict[str, float]]:
+    def write(self, prompts: Sequence[str]) -> list[str]:
+        """One greedy answer per prompt (the judge requests, and AxBench's steering-prompt requests)."""
         from saesteer.generation import generate
 
-        prompts = [p for item in items for p in _prompts(item)]
-        replies = generate(
-            self.model, self.tokenizer, prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size
+        return generate(
+            self.model, self.tokenizer, list(prompts), max_new_tokens=self.max_new_tokens, batch_size=self.batch_size
         )
+
+    def rate(self, items: Sequence[JudgeItem]) -> list[dict[str, float]]:
+        replies = self.write([p for item in items for p in judge_prompts(item)])
         return [{k: parse_rating(replies[3 * n + j]) for j, k in enumerate(RATINGS)} for n in range(len(items))]
 
 
 class OpenAIJudge:
-    """Any OpenAI-compatible chat-completions endpoint (temperature 0); the key is read from ``api_key_env``."""
+    """Any OpenAI-compatible chat-completions endpoint; the key is read from ``api_key_env``. Ratings are
+    sampled at ``temperature`` (AxBench's ``scripts/evaluate.py`` builds its gpt-4o-mini judge with 0.7) and
+    steering prompts at ``write_temperature`` (AxBench's ``LanguageModel`` default, 1.0, used by
+    ``utils/dataset.py:get_steering_prompts``)."""
 
     is_proxy = False
 
-    def __init__(self, model: str, *, base_url: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 60,
+        temperature: float = 0.7,
+        write_temperature: float = 1.0,
+    ) -> None:
         self.model, self.url, self.timeout = model, base_url.rstrip("/") + "/chat/completions", timeout
         self.key = os.environ.get(api_key_env, "")
         self.name = f"openai:{model}"
+        self.temperature, self.write_temperature = temperature, write_temperature
 
-    def _ask(self, prompt: str) -> str:
-        body = json.dumps({"model": self.model, "temperature": 0, "messages": [{"role": "user", "content": prompt}]})
+    def _ask(self, prompt: str, temperature: float) -> str:
+        message = {"role": "user", "content": prompt}
+        body = json.dumps({"model": self.model, "temperature": temperature, "messages": [message]})
         request = urllib.request.Request(
             self.url,
             data=body.encode(),
@@ -175,15 +178,22 @@ class OpenAIJudge:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 reply = json.loads(response.read())
-            return str(reply["choices"][0]["message"]["content"])
+            return str(reply["choices"][0]["message"]["content"]).strip()
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise JudgeError(
                 f"Judge endpoint {self.url} failed: {exc}. Fix: check base_url, the model name and the API key, "
                 "or use judge kind 'proxy' offline."
             ) from exc
 
+    def write(self, prompts: Sequence[str]) -> list[str]:
+        """One answer per prompt at ``write_temperature`` (AxBench's steering-prompt requests)."""
+        return [self._ask(p, self.write_temperature) for p in prompts]
+
     def rate(self, items: Sequence[JudgeItem]) -> list[dict[str, float]]:
-        return [{k: parse_rating(self._ask(p)) for k, p in zip(RATINGS, _prompts(item), strict=True)} for item in items]
+        return [
+            {k: parse_rating(self._ask(p, self.temperature)) for k, p in zip(RATINGS, judge_prompts(item), strict=True)}
+            for item in items
+        ]
 
 
 def make_judge(spec: Any, model: Any, tokenizer: Any) -> Judge:
@@ -193,5 +203,7 @@ def make_judge(spec: Any, model: Any, tokenizer: Any) -> Judge:
     if spec.kind == "hf":
         return HFJudge(spec.model, max_new_tokens=spec.max_new_tokens)
     if spec.kind == "openai":
-        return OpenAIJudge(spec.model, base_url=spec.base_url, api_key_env=spec.api_key_env)
+        return OpenAIJudge(
+            spec.model, base_url=spec.base_url, api_key_env=spec.api_key_env, temperature=spec.temperature
+        )
     raise ConfigError(f"Unknown judge kind {spec.kind!r}. Fix: use proxy, hf or openai.")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from saesteer.errors import ConfigError
+from saesteer.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,13 @@ class AllTokens:
 
 @dataclass(frozen=True)
 class AfterInstruction:
-    """CAA: every token after the end of the instruction, generated tokens included.
+    """CAA: the last token of the instruction's end marker and every token after it, generated tokens included.
 
-    The instruction ends at the last occurrence of an end marker (default: the model's end-of-turn /
-    eos tokens, which close the user turn in a chat-formatted prompt). A row with no marker is all
-    instruction, so only its generated tokens are steered (as in CAA with a prompt ending at [/INST]).
+    CAA (``find_instruction_end_postion`` + ``add_vector_from_position``) finds the last occurrence of the
+    marker's token ids (``[/INST]``) and steers every position >= the marker's last token. ``end_markers`` are
+    token-id sequences (default: the model's, see ``runtime.tracker.end_of_turn_markers``: the chat
+    template's generation prompt, e.g. ``<|im_start|>assistant\\n``); the instruction ends at the last
+    occurrence of any of them. A prompt row with no marker is a DataError, never silently left unsteered.
     """
 
     end_markers: tuple[tuple[int, ...], ...] | None = None
@@ -55,23 +58,48 @@ class AfterInstruction:
     steers_generated: bool = True
 
     def prompt_mask(self, prompt: PromptInfo) -> Tensor:
-        markers = self.end_markers if self.end_markers is not None else prompt.end_markers
-        if prompt.input_ids is None or not markers:
-            return torch.zeros_like(prompt.valid)
+        markers = tuple(m for m in (self.end_markers if self.end_markers is not None else prompt.end_markers) if m)
+        if not markers:
+            raise ConfigError(
+                "after_prompt has no end-of-instruction marker for this model. Fix: pass --end-marker TEXT "
+                "(e.g. '[/INST]'), or positions=after_prompt(tokenizer, 'TEXT') in Python."
+            )
+        if prompt.input_ids is None:
+            raise ConfigError(
+                "after_prompt finds the instruction's end in the prompt's token ids, but the forward got "
+                "inputs_embeds. Fix: pass input_ids, or use another position policy."
+            )
         ids, valid = prompt.input_ids, prompt.valid
         batch, length = ids.shape
         last_end = torch.full((batch,), -1, dtype=torch.long, device=ids.device)
         index = torch.arange(length, device=ids.device)
         for marker in markers:
             width = len(marker)
-            if width == 0 or width > length:
+            if width > length:
                 continue
             windows = ids.unfold(1, width, 1)  # (B, P - width + 1, width)
             hit = (windows == torch.tensor(marker, device=ids.device)).all(-1)
             hit &= valid.unfold(1, width, 1).all(-1)
             ends = torch.where(hit, index[: hit.shape[1]] + width - 1, -1).max(dim=1).values
             last_end = torch.maximum(last_end, ends)
-        return valid & (index[None, :] > last_end[:, None]) & (last_end[:, None] >= 0)
+        missing = (last_end < 0) & valid.any(dim=1)
+        if bool(missing.any()):
+            rows = missing.nonzero().flatten().tolist()
+            raise DataError(
+                f"after_prompt found no end-of-instruction marker {[list(m) for m in markers]} in prompt "
+                f"row(s) {rows}, so it would steer nothing there. Fix: pass --end-marker TEXT naming the text "
+                "that ends the instruction in these prompts (positions=after_prompt(tokenizer, 'TEXT') in "
+                "Python), or --positions generated to steer only generated tokens."
+            )
+        return valid & (index[None, :] >= last_end[:, None])
+
+
+def after_prompt(tokenizer: Any, end_marker: str | None = None) -> AfterInstruction:
+    """CAA's policy with the tokenizer's markers: ``end_marker`` text, else the chat template's generation
+    prompt (``saesteer.data.chat.instruction_end_markers`` states the rule)."""
+    from saesteer.data.chat import instruction_end_markers
+
+    return AfterInstruction(end_markers=instruction_end_markers(tokenizer, end_marker))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from saesteer.store.blobs import blob_metadata, parse_blob, read_verified, write
 from saesteer.store.catalog import Catalog, normalised, record_problem
 from saesteer.store.records import KINDS, Record
 
+TRAIN_HASHES = "_train_hashes"  # blob key of the artifact's training-prompt hashes (int64; not the artifact's)
+
 
 def check_artifact_fits(artifact: Any, model: Any, name: str = "") -> None:
     """The one width/layer check of an artifact against a model (typed errors naming the fix)."""
@@ -284,8 +286,10 @@ class Store:
         companions: Sequence[Any] = (),
         data_hash: str = "",
         model_fingerprint: str = "",
+        train_hashes: Tensor | None = None,
     ) -> Record:
-        """Keep any artifact of the method protocol (and its companions, saved first as ``{name}-{suffix}``)."""
+        """Keep any artifact of the method protocol (and its companions, saved first as ``{name}-{suffix}``);
+        ``train_hashes`` (its training prompts' hashes) go into its blob, read back by ``train_hashes``."""
         for companion in companions:
             self.put(
                 companion.kind,
@@ -303,10 +307,11 @@ class Store:
         state = artifact.state()
         if companions:
             state = {**state, "companions": [f"{name}-{c.suffix}" for c in companions]}
+        tensors = artifact.to_tensors()
         return self.put(
             artifact.kind,
             name,
-            artifact.to_tensors(),
+            tensors if train_hashes is None else {**tensors, TRAIN_HASHES: train_hashes},
             model_id=artifact.model_id,
             model_fingerprint=model_fingerprint,
             layer=layers[0] if len(layers) == 1 else None,
@@ -346,8 +351,12 @@ class Store:
             check_artifact_fits(artifact, model, name)
         return artifact
 
+    def train_hashes(self, name: str) -> Tensor | None:
+        """The training-prompt hashes saved with artifact ``name``; None for one saved without them."""
+        return self.tensors(self.get(name)).get(TRAIN_HASHES)
+
     def _rebuild(self, record: Record, build: Any) -> Any:
-        tensors = self.tensors(record)
+        tensors = {key: value for key, value in self.tensors(record).items() if key != TRAIN_HASHES}
         try:
             return build(tensors)
         except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:

@@ -1,19 +1,21 @@
-"""AxBench concept steering: per concept, n instructions (seeded by the concept id); the first half chooses
-the steering factor ("select", the val split), the second half is reported ("test"); the score is the
-harmonic mean (``hm``) of the judge's concept, instruction and fluency ratings."""
+"""AxBench concept steering: per concept, n instructions drawn as AxBench draws them (pandas
+``sample(n, random_state=concept_id)``); the first n - round(n/2) choose the steering factor ("select", the
+val split), the rest are reported ("test"), as in AxBench's ``evaluate.py`` (winrate_split_ratio 0.5); the score
+is the harmonic mean (``hm``) of the judge's concept, instruction and fluency ratings."""
 
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 from saesteer.data.sources import load_rows
 from saesteer.errors import DataError
+from saesteer.eval.axbench_prompts import GENERATE_STEERING_PROMPT
 from saesteer.eval.judges import Judge, JudgeItem, harmonic_mean
 from saesteer.tasks.base import Sample, Split, Unit
 
@@ -31,6 +33,30 @@ def load_concepts(
     if concept_ids:
         rows = [r for r in rows if r["concept_id"] in set(concept_ids)]
     return rows[:n_concepts]
+
+
+def select_count(n_instructions: int) -> int:
+    """Instructions that choose the factor: AxBench's ``n - round(n * 0.5)`` (Python rounding: 5 -> 3, 9 -> 5)."""
+    return n_instructions - round(n_instructions * 0.5)
+
+
+def sample_instructions(pool: Sequence[str], n: int, concept_id: int) -> list[str]:
+    """``n`` instructions of ``pool`` as pandas ``DataFrame.sample(n, random_state=concept_id)`` draws them
+    (AxBench's ``SteeringDatasetFactory.create_eval_df``): the first n of a ``RandomState(concept_id)``
+    permutation, without pandas."""
+    return [pool[int(i)] for i in np.random.RandomState(concept_id).permutation(len(pool))[:n]]
+
+
+def concept_genre(concept: dict[str, Any]) -> str | None:
+    """A concept row's genre: ``genre`` (saesteer's samples) or the first of AxBench's ``concept_genres_map``."""
+    if isinstance(concept.get("genre"), str):
+        return str(concept["genre"])
+    genres = (concept.get("concept_genres_map") or {}).get(concept.get("concept"), [])
+    return str(genres[0]) if genres else None
+
+
+def _row_genre(row: dict[str, Any]) -> Any:
+    return row.get("genre", row.get("concept_genre"))
 
 
 @dataclass
@@ -72,11 +98,11 @@ class AxBenchTask:
 
     def units(self) -> list[Unit]:
         units = []
-        half = self.n_instructions // 2
+        select = select_count(self.n_instructions)
         for concept in self.concepts:
-            chosen = random.Random(int(concept["concept_id"])).sample(self.pool, self.n_instructions)
+            chosen = sample_instructions(self.pool, self.n_instructions, int(concept["concept_id"]))
             samples = [
-                Sample(f"i{n}", text, concept["concept"], phase="select" if n < half else "test")
+                Sample(f"i{n}", text, concept["concept"], phase="select" if n < select else "test")
                 for n, text in enumerate(chosen)
             ]
             units.append(Unit(f"c{concept['concept_id']}", samples, concept))
@@ -92,6 +118,32 @@ class AxBenchTask:
             for s in unit.samples
             if s.phase == PHASES[split]
         ]
+
+    def diffmean_texts(self, unit: Unit) -> tuple[list[tuple[str, str]], list[tuple[str, str]], str]:
+        """AxBench's DiffMean data (``scripts/train.py:prepare_df``): the concept's positive (prompt, response)
+        rows and the neutral rows of the concept's genre; all neutral rows when none has that genre (the
+        third value says which were used)."""
+        assert unit.concept is not None
+        rows = load_rows(self.train_path)
+        positive = [(r["input"], r["output"]) for r in rows if r.get("concept_id") == unit.concept["concept_id"]]
+        negative_rows = [r for r in rows if r.get("concept_id") == -1 or r.get("category") == "negative"]
+        genre = concept_genre(unit.concept)
+        matched = [r for r in negative_rows if genre is not None and _row_genre(r) == genre]
+        negative = [(r["input"], r["output"]) for r in (matched or negative_rows)]
+        if not positive or not negative:
+            raise DataError(f"{self.train_path} has no positive rows for {unit.name} or no negatives. Fix: add them.")
+        return positive, negative, f"genre {genre}" if matched else "all genres"
+
+    def steering_prompts(self) -> dict[str, str]:
+        """AxBench's prompting baseline: per concept unit, the steering prompt the judge model writes from
+        ``T_GENERATE_STEERING_PROMPT`` (stripped; "" when the judge cannot write, then the caller uses the
+        fixed sentence, as AxBench does for an empty answer)."""
+        write = getattr(self.judge, "write", None)
+        if write is None:
+            return {}
+        units = self.units()
+        texts = write([GENERATE_STEERING_PROMPT.format(concept=u.concept["concept"]) for u in units if u.concept])
+        return {u.name: t.strip() for u, t in zip(units, texts, strict=True)}
 
     def contrast_pairs(self, unit: Unit) -> list[dict[str, str]]:
         """Concept responses vs neutral responses from the training file, for a DiffMean (CAA) vector."""

@@ -3,17 +3,20 @@ whose first metric is the task's reward (what CorrSteer correlates with, ``eval 
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
+import numpy as np
 from torch import Tensor
 
 from saesteer.errors import DataError
 
 Split = Literal["train", "val", "test"]
+T = TypeVar("T")
 Selection = Literal["all", "train", "val", "test"]
 
 
@@ -42,7 +45,8 @@ class Task(Protocol):
     """Implement this for your own data (or subclass ``RewardTask`` and write ``samples`` and ``reward``):
     ``samples(split)``, ``score(samples, generations, first_logits)`` with one dict per sample holding every
     name in ``metrics`` (the first is the reward), how to prompt (``chat``: wrap the prompt in the model's
-    chat template) and how long to generate. ``needs_logits``: ``score`` reads the first step's logits."""
+    chat template) and how long to generate. ``needs_logits``: ``score`` reads the first step's logits.
+    Optional ``multiple_choice = True``: CorrSteer pools only the answer (first) step, as its code does."""
 
     name: str
     max_new_tokens: int
@@ -99,3 +103,17 @@ def split_samples(
         raise DataError(f"Unknown split {split!r}. Fix: use train, val or test.")
     start, end = bounds[split]
     return order[start:end]
+
+
+def hf_shuffled(items: Sequence[T], seed: int) -> list[T]:
+    """``items`` in the order of HF datasets' ``Dataset.shuffle(seed=seed)`` (numpy's
+    ``default_rng(seed).permutation``; the datasets package is not needed)."""
+    return [items[int(i)] for i in np.random.default_rng(seed).permutation(len(items))]
+
+
+def hf_train_test_split(items: Sequence[T], test_size: float, seed: int) -> tuple[list[T], list[T]]:
+    """(train, test) as HF datasets' ``train_test_split(test_size=..., seed=seed)`` cuts them: test is the first
+    ceil(test_size * n) of ``default_rng(seed).permutation(n)``, train the rest, both in permutation order."""
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(items))]
+    n_test = math.ceil(test_size * len(items))
+    return [items[i] for i in order[n_test:]], [items[i] for i in order[:n_test]]

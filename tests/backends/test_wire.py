@@ -9,13 +9,14 @@ from saesteer.backends import load
 from saesteer.backends.vllm.wire import (
     build_operator,
     cache_salt,
+    check_prompt,
     decode_entries,
     encode_entries,
     encode_intervention,
     prepare_payload,
 )
 from saesteer.backends.vllm.worker import _tokens
-from saesteer.errors import ConfigError
+from saesteer.errors import ConfigError, DataError
 from saesteer.runtime.conditions import ProjectionAbove, when
 from saesteer.runtime.intervention import Intervention
 from saesteer.runtime.operators import AddVector
@@ -85,3 +86,33 @@ def test_an_unknown_backend_and_a_missing_vllm_are_errors_with_a_fix() -> None:
         load("smollm2-135m-instruct", backend="tgi")
     with pytest.raises(ConfigError, match=r"install_vllm\.sh"):  # this environment has no vLLM (scripts/test.sh)
         load("smollm2-135m-instruct", backend="vllm")
+
+
+def test_hf_and_vllm_default_markers_and_steered_positions_are_the_same(smollm2) -> None:
+    from saesteer.backends.vllm.engine import describe_model, plan_steering
+    from saesteer.data.chat import chat_prompt
+    from saesteer.runtime.positions import PromptInfo
+    from saesteer.runtime.tracker import end_of_turn_markers, set_end_markers
+
+    model, tokenizer = smollm2
+    served = describe_model("smollm2-135m-instruct")
+    assert served.markers == end_of_turn_markers(model) == ((1, 520, 9531, 198),)  # <|im_start|>assistant\n
+    ids = tokenizer(chat_prompt(tokenizer, "Hi") + "(", add_special_tokens=False, return_tensors="pt")["input_ids"]
+    vector = torch.randn(served.shape.width)
+    for marker in (None, "assistant"):
+        engine = type("Engine", (), {"backend": "vllm"})()  # what set_end_markers sees of a VLLMModel
+        markers = set_end_markers(engine, tokenizer, marker)
+        assert engine.end_markers == markers
+        entry = plan_steering(vector, served.shape, engine.end_markers, layer=3, positions="after_prompt")[1][0]
+        worker = entry.policy().prompt_mask(PromptInfo(ids, torch.ones_like(ids, dtype=torch.bool), ()))
+        hf = AfterInstruction(markers).prompt_mask(PromptInfo(ids, torch.ones_like(ids, dtype=torch.bool), ()))
+        assert torch.equal(worker, hf) and worker[0].nonzero().flatten().tolist()[0] == ids.shape[1] - 2 - (
+            marker is not None
+        )
+
+
+def test_a_prompt_without_the_marker_fails_on_the_client_before_the_engine() -> None:
+    entry = encode_intervention(Intervention(1, AddVector(torch.randn(16)), "after_prompt"), ((7, 8),))[1]
+    check_prompt([entry], [1, 7, 8, 3])
+    with pytest.raises(DataError, match="--end-marker"):
+        check_prompt([entry], [1, 2, 3])

@@ -70,6 +70,32 @@ def test_train_generate_and_inspect(tmp_path, capsys, smollm2):
     assert "unsteered" in out and "alpha +4" in out and "alpha -4" in out
 
 
+def test_end_marker_reaches_generate_and_eval_ab_and_a_missing_marker_is_an_error(tmp_path, capsys, smollm2):
+    import torch
+
+    from saesteer.store import Store
+    from saesteer.vectors import SteeringVector
+
+    store = str(tmp_path / "store")
+    Store(store).save("v", SteeringVector(torch.ones(smollm2[0].config.hidden_size), layer=3))
+    item = {
+        "question": "Is it? (A) yes (B) no",
+        "answer_matching_behavior": "(A)",
+        "answer_not_matching_behavior": "(B)",
+    }
+    data = tmp_path / "ab.json"
+    data.write_text(json.dumps([item]))
+    ab = ["eval", "ab", "--model", "smollm2-135m-instruct", "--store", store, "--vector", "v", "--data", str(data)]
+    assert main([*ab, "--multipliers=0,1", "--end-marker", "[/INST]"]) == 2  # not in a ChatML prompt
+    out = capsys.readouterr().out
+    assert "no end-of-instruction marker" in out and "Fix: pass --end-marker" in out
+    assert main([*ab, "--multipliers=0,1", "--end-marker", "user\\n"]) == 0  # "<|im_start|>user\n" is there
+    assert "p(matching)" in capsys.readouterr().out
+    generate = ["generate", "--model", "smollm2-135m-instruct", "--store", store, "--vector", "v", "--max-new-tokens"]
+    assert main([*generate, "2", "--end-marker", "[/INST]", "Hi"]) == 2
+    assert "--end-marker" in capsys.readouterr().out
+
+
 def test_errors_are_one_line_with_a_fix(tmp_path, capsys):
     code = main(["generate", "--model", "smollm2-135m-instruct", "--store", str(tmp_path), "--vector", "nope", "hi"])
     assert code == 2

@@ -41,6 +41,7 @@ def test_help_shows_an_example(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "example:" in out and "--positions" in out
+    assert "--preset" in out and "width_rule" in out and "--neutral" in out
 
 
 @pytest.fixture
@@ -60,6 +61,7 @@ def test_train_from_axbench_data_stores_an_artifact_and_logs_offline_when_asked(
     assert "stored cpp" in capsys.readouterr().out
     artifact = Store(store).load("cpp", loaded[0])
     assert artifact.positions == "f2+l2" and artifact.metrics["n_train"] == 2 and artifact.config["epochs"] == 1
+    assert artifact.config["hyper_source"].startswith("width rule from 2b_l10_lang_prosv.sh")  # 576 wide: fallback
     assert (tmp_path / "store" / "wandb").is_dir()  # wandb writes beside the store, never into the checkout
 
 
@@ -78,6 +80,7 @@ def test_train_builds_its_own_data_without_a_file(tmp_path, capsys, loaded):
         (("--positions", "sideways"), "Invalid PrOSV positions"),
         (("--epochs", "0"), "epochs: Input should be greater than or equal to 1"),
         (("--layer", "99"), "out of range"),
+        (("--loss", "simpo"), "have no neutral response for the simpo loss"),  # AxBench rows: no silent loser
     ],
 )
 def test_bad_options_exit_with_a_fix(tmp_path, capsys, loaded, extra, message):

@@ -39,6 +39,7 @@ def test_help_shows_examples(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "examples:" in out and "--layers" in out and "alpha" in out
+    assert all(f in out for f in ("--judge", "--no-filter-triplets", "--span", "--no-sample"))
 
 
 def test_train_psr_stores_a_loadable_probe(tmp_path, smollm2, capsys):
@@ -47,6 +48,8 @@ def test_train_psr_stores_a_loadable_probe(tmp_path, smollm2, capsys):
     assert "stored" in capsys.readouterr().out
     record = Store(store).get("happy", kind="probe")
     assert record.method == "psr" and record.layer == 28 and record.config["n_prompts"] == 4
+    assert record.config["span"] == "QR" and record.config["sample"] and record.config["reg_weight"] == 0.1
+    assert record.config["triplet_filter"] == {"judge": None, "generated": 4, "kept": 4}
     artifact = Store(store).load("happy", smollm2[0])
     assert artifact.alpha == 1.5 and artifact.layers == [28] and artifact.width == 576
     assert not (tmp_path / "store" / "wandb").exists()
@@ -69,3 +72,20 @@ def test_train_psr_rejects_bad_input(tmp_path, capsys):
     args[args.index("--data") + 1] = str(empty)
     assert main(args) == 2
     assert "Fix:" in capsys.readouterr().out
+
+
+def test_train_psr_filters_with_a_judge_and_rejects_bad_judge_specs(tmp_path, smollm2, capsys, monkeypatch):
+    from saesteer.engines import psr
+
+    class Rater:
+        name, is_proxy = "stub", True
+
+        def rate(self, items):
+            return [{"concept": 2.0 * (n > 0), "fluency": 2.0, "instruction": 2.0} for n, _ in enumerate(items)]
+
+    monkeypatch.setattr(psr, "make_rater", lambda spec, model, tokenizer: Rater())
+    store = str(tmp_path / "store")
+    assert main(_argv(store, "--layers", "28", "--alpha", "1", "--judge", "proxy")) == 0
+    assert Store(store).get("happy", kind="probe").config["triplet_filter"]["dropped_attribute"] == 1
+    assert main(_argv(store, "--layers", "28", "--judge", "gpt4")) == 2
+    assert "not a judge spec" in capsys.readouterr().out

@@ -95,6 +95,12 @@ def test_ill_typed_flags_are_usage_errors(tiny, capsys):
     [
         (CorrSteerConfig, "corrsteer", ["--task", "capitals", "--layers", "8,10"], {"layers": [8, 10]}),
         (CorrSteerConfig, "corrsteer", ["--task", "capitals", "--layers", "all"], {"layers": "all"}),
+        (
+            CorrSteerConfig,
+            "corrsteer",
+            ["--task", "mmlu", "--data", "t", "--val-data", "v", "--hook-point", "resid_pre"],
+            {"val_data": "v", "hook_point": "resid_pre"},
+        ),
         (PSRConfig, "psr", ["--layers", "15", "--coherence-target", "-2.5"], {"coherence_target": -2.5}),
         (PSRConfig, "psr", ["--layers", "15", "--sample"], {"layers": [15], "sample": True}),
     ],

@@ -121,3 +121,37 @@ def test_shared_instruction_cache_gives_the_same_probabilities_as_full_prompts(s
     for a, b in zip(cached.records, full.records, strict=True):
         assert a["multiplier"] == b["multiplier"] and a["item"] == b["item"]
         assert a["p_matching"] == pytest.approx(b["p_matching"], abs=1e-5)
+
+
+def test_axbench_diffmean_is_unit_norm_over_prompt_and_response_tokens_times_max_act(smollm2):
+    """AxBench's DiffMean: token-pooled means of every token after the chat prefix (instruction included),
+    unit-normalised; the stored vector is max_act * w with max_act the largest token projection."""
+    from saesteer.data.chat import chat_prompt
+    from saesteer.engines.caa.diffmean import chat_prefix_length, fit_diffmean
+    from saesteer.runtime.capture import capture
+
+    model, tokenizer = smollm2
+    positives = [("Name a tool.", "A rented ladder from the rental shop."), ("Plan a party.", "Rent the chairs.")]
+    negatives = [("Name a tool.", "A hammer."), ("Plan a party.", "Invite friends and cook.")]
+    vector = fit_diffmean(model, tokenizer, positives, negatives, layer=6)
+    prefix = chat_prefix_length(tokenizer)
+
+    def states(texts):
+        rows = []
+        for prompt, response in texts:
+            ids = tokenizer(chat_prompt(tokenizer, prompt) + response, return_tensors="pt", add_special_tokens=False)
+            rows.append(capture(model, dict(ids), [6])[6][0, prefix:].double())
+        return torch.cat(rows)
+
+    pos, neg = states(positives), states(negatives)
+    direction = pos.mean(dim=0) - neg.mean(dim=0)
+    direction = direction / direction.norm()
+    max_act = round(float((torch.cat([pos, neg]) @ direction).max()), 3)
+    assert vector.config["max_act"] == max_act > 0 and vector.norm == pytest.approx(max_act, rel=1e-5)
+    assert torch.allclose(vector.vector.double() / max_act, direction, atol=1e-4)
+    assert vector.positions == "all" and vector.method == "diffmean" and vector.layer == 6
+    user = tokenizer("<|im_start|>user\n", add_special_tokens=False)["input_ids"]
+    framed = tokenizer(chat_prompt(tokenizer, "1"), add_special_tokens=False)["input_ids"]
+    assert framed[prefix - len(user) : prefix] == user  # reading starts at the user's text
+    with pytest.raises(DataError, match="Fix:"):
+        fit_diffmean(model, tokenizer, positives, [], layer=6)

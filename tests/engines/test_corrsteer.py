@@ -119,3 +119,74 @@ def test_variant_p_validates_each_layer(smollm2, smollm2_sae):
     assert set(validation["per_layer"]) == {8} and validation["n_val"] == 8
     kept = validation["per_layer"][8] > validation["baseline"]
     assert ([f.layer for f in result.artifact.features] == [8]) == kept
+
+
+def test_fit_reports_the_prompts_it_harvested_and_validated_on(smollm2, smollm2_sae, fitted):
+    model, tokenizer = smollm2
+    task = capitals_task()
+    assert fitted.harvest.prompts == [s.prompt for s in task.samples("train")[:32]]
+    config = corrsteer.CorrSteerConfig(task="capitals", layers=[8], variant="P", samples=8, val_limit=4)
+    done = corrsteer.fit(model, tokenizer, corrsteer.CorrSteerData(task, {8: smollm2_sae[0]}), config, progress=False)
+    expected = [s.prompt for s in task.samples("train")[:8]] + [s.prompt for s in task.samples("val")[:4]]
+    assert done.train_prompts == expected  # what the bench's overlap guard is given
+
+
+def test_val_data_is_mmlus_own_validation_split_only():
+    config = corrsteer.CorrSteerConfig(task="mmlu", data="hf:cais/mmlu:all@auxiliary_train", val_data="v.jsonl")
+    assert config.val_data == "v.jsonl"
+    with pytest.raises(ValueError, match="val_data applies to task mmlu"):
+        corrsteer.CorrSteerConfig(task="harmbench", data="h.csv", val_data="v.jsonl")
+
+
+def test_official_hook_point_reads_and_steers_the_block_input(smollm2, smollm2_sae, tmp_path):
+    """CorrSteer's code hooks the input of block l (forward pre-hook): resid_pre of 8 is resid_post of 7."""
+    model, tokenizer = smollm2
+    sae = smollm2_sae[0]
+    task = capitals_task()
+    samples = task.samples("train")[:8]
+    read = {
+        point: corrsteer.generate_and_read(model, tokenizer, task, samples, {layer: sae}, hook_point=point, pool="max")[
+            1
+        ]
+        for point, layer in (("resid_pre", 8), ("resid_post", 7))
+    }
+    torch.testing.assert_close(read["resid_pre"], read["resid_post"])
+    result = corrsteer.fit_features(
+        model, tokenizer, task, {8: sae}, samples=16, batch_size=16, hook_point="resid_pre", progress=False
+    )
+    assert result.artifact.hook_point == "resid_pre"
+    assert {i.hook_point for i in result.artifact.interventions()} == {"resid_pre"}
+    store = Store(tmp_path)
+    record = store.save("pre", result.artifact)
+    assert record.hook_point == "resid_pre" and store.load("pre").hook_point == "resid_pre"
+
+
+def test_pooled_steps_stop_before_the_step_that_generated_eos_or_pad():
+    from saesteer.engines.corrsteer.harvest import pooled_steps
+
+    ids = [[5, 2, 0, 0], [5, 6, 7, 8], [2, 0, 0, 0], [5, 6, 0, 0]]  # eos 2, pad 0
+    assert pooled_steps(ids, {2, 0}, 4).tolist() == [
+        [True, False, False, False],  # token 1 is EOS: its step is not pooled (CorrSteer's get_eos_positions)
+        [True, True, True, True],
+        [False, False, False, False],  # EOS first: nothing pooled
+        [True, True, False, False],  # pad ends it too
+    ]
+    assert pooled_steps(ids, {2, 0}, 4, first_only=True).tolist() == [[True, False, False, False]] * 4
+
+
+def test_harvest_pools_what_corrsteer_pools(smollm2, smollm2_sae):
+    from saesteer.engines.corrsteer.harvest import _pool, pooled_steps, stop_ids
+
+    model, tokenizer = smollm2
+    sae = smollm2_sae[0]
+    task = capitals_task()
+    samples = task.samples("train")[:8]
+    done, pooled = corrsteer.generate_and_read(
+        model, tokenizer, task, samples, {8: sae}, hook_point="resid_post", pool="max"
+    )
+    valid = pooled_steps(done.ids, stop_ids(model, tokenizer), done.read_valid.shape[1])
+    ended = [any(t in stop_ids(model, tokenizer) for t in row) for row in done.ids]
+    assert valid.sum(dim=1).tolist() == [int(v) - e for v, e in zip(done.read_valid.sum(dim=1), ended, strict=True)]
+    with torch.no_grad():
+        expected = _pool(sae.encode(done.reads[8].float()), valid, "max")
+    torch.testing.assert_close(pooled[:, 0], expected)

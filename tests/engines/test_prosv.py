@@ -9,17 +9,18 @@ import pytest
 import torch
 
 from saesteer.data import read_rows, sample_path
-from saesteer.data.examples import encode_examples
 from saesteer.engines import prosv
 from saesteer.engines.prosv import ProsvArtifact, ProsvConfig
 from saesteer.engines.prosv.data import Triple, build_triples, fill_neutral, load_triples
 from saesteer.engines.prosv.training import (
     ProsvParameters,
+    encode_batch,
     lang_loss,
     scaled_simpo_loss,
     sequence_logps,
     training_mask,
 )
+from saesteer.engines.protocol import DataContext
 from saesteer.engines.training import parse_config
 from saesteer.errors import ConfigError, DataError, LayerError, VectorError
 from saesteer.generation import generate
@@ -40,9 +41,9 @@ def _triples(n: int = 2) -> list[Triple]:
 @pytest.mark.parametrize("width", [576, 2304])
 @pytest.mark.parametrize("loss", ["lang", "simpo"])
 def test_parameter_groups_follow_the_width_scaling_rule(width, loss):
-    config = ProsvConfig(layer=0, loss=loss)
-    params = ProsvParameters(width, config, torch.Generator().manual_seed(0))
-    optimizer, _ = prosv.make_optimizer(params, config, total_steps=10)
+    hyper = ProsvConfig(layer=0, loss=loss, preset="width_rule").hyper(width, n_layers=30)
+    params = ProsvParameters(width, hyper, torch.Generator().manual_seed(0))
+    optimizer, _ = prosv.make_optimizer(params, hyper, total_steps=10)
     groups = {g["name"]: g for g in optimizer.param_groups}
     assert groups["vector"]["params"] == [params.vector] and groups["factor"]["params"] == [params.factor]
     ratio = width / 2304
@@ -56,12 +57,44 @@ def test_parameter_groups_follow_the_width_scaling_rule(width, loss):
     assert float(vector.std()) == pytest.approx(bound / math.sqrt(3), rel=0.1)
     rms = float((params.factor * params.vector).detach().pow(2).mean().sqrt())  # alpha0 * v0: Theta(1) per coord
     assert rms == pytest.approx(4.0 * 8.0 / math.sqrt(3), rel=0.1)
+    assert hyper.source.startswith(f"width rule from 2b_l10_{loss}_prosv.sh")
+
+
+@pytest.mark.parametrize(
+    ("shape", "loss", "positions", "expected", "source"),
+    [
+        ((3584, 42), "simpo", "f2+l2", (2.0, 10.0, 8.0, 8e-2, 12, 6), "9b_l20_simpo_prosv.sh"),
+        ((3584, 42), "lang", "f2+l2", (2.0, 0.1, 8.0, 4e-2, 12, 12), "9b_l20_lang_prosv.sh"),
+        ((5120, 64), "simpo", "f2+l2", (1.0, 10.0, 8.0, 8e-2, 6, 6), "q25_32b_l32_simpo_prosv.sh"),
+        ((2304, 26), "simpo", "all", (2.0, 0.1, 1.0, 4e-2, 12, 6), "2b_l10_simpo_all.sh"),
+        ((3840, 48), "lang", "f2+l2", (1.0, 1.0, 8.0, 8e-2, 24, 6), "g3_12b_l22_lang_prosv.sh"),
+    ],
+)
+def test_a_model_of_a_released_shape_gets_the_released_config(shape, loss, positions, expected, source):
+    config = ProsvConfig(layer=20, loss=loss, positions=positions)
+    hyper = config.hyper(*shape)  # config only: no 9B/32B model is loaded
+    values = (hyper.factor_init, hyper.factor_lr, hyper.vector_init, hyper.vector_lr, hyper.epochs, hyper.batch_size)
+    assert values == pytest.approx(expected)
+    assert hyper.source.startswith(f"released {source}") and f"{shape[0]}x{shape[1]}" in hyper.source
+    # the width rule would have moved eta_v down as the width grows; the release does not
+    rule = ProsvConfig(layer=20, loss=loss, positions=positions, preset="width_rule").hyper(*shape)
+    assert rule.vector_lr == pytest.approx(4e-2 * math.sqrt(2304 / shape[0])) and rule.source.startswith("width")
+
+
+def test_released_layer_picks_the_run_and_set_fields_override():
+    assert ProsvConfig(layer=20, positions="all").hyper(2304, 26).factor_init == 1.0  # 2b_l20_lang_all.sh
+    assert ProsvConfig(layer=12, positions="all").hyper(2304, 26).factor_init == 2.0  # 2b_l10_lang_all.sh
+    hyper = ProsvConfig(layer=20, loss="simpo", vector_lr=1e-3, epochs=2).hyper(3584, 42)
+    assert (hyper.vector_lr, hyper.epochs, hyper.factor_lr) == (1e-3, 2, 10.0)
+    assert hyper.source.endswith("set here: vector_lr, epochs")
+    other = ProsvConfig(layer=3).hyper(576, 30)  # no release of that shape: the labelled fallback
+    assert other.source.startswith("width rule") and other.vector_lr == pytest.approx(8e-2)
 
 
 def test_learning_rate_decays_linearly_to_zero_without_warmup():
-    config = ProsvConfig(layer=0)
-    params = ProsvParameters(576, config, torch.Generator().manual_seed(0))
-    optimizer, scheduler = prosv.make_optimizer(params, config, total_steps=4)
+    hyper = ProsvConfig(layer=0).hyper(576, 30)
+    params = ProsvParameters(576, hyper, torch.Generator().manual_seed(0))
+    optimizer, scheduler = prosv.make_optimizer(params, hyper, total_steps=4)
     seen = []
     for _ in range(4):
         seen.append(optimizer.param_groups[1]["lr"])
@@ -126,7 +159,7 @@ def test_prefix_suffix_capping_follows_the_paper(length, expected):
 
 def test_training_touches_only_the_chosen_prompt_positions(smollm2):
     _, tokenizer = smollm2
-    batch = encode_examples(
+    batch = encode_batch(
         tokenizer, ["Hi", "Explain tax law in one line."], ["Hello there.", "No."], max_response_tokens=8
     )
     prompt_lengths = batch.prompt.sum(dim=1).tolist()
@@ -136,7 +169,9 @@ def test_training_touches_only_the_chosen_prompt_positions(smollm2):
     assert not bool((mask & batch.response).any())
     labelled = batch.labels != -100
     assert torch.equal(labelled, batch.response)  # the loss sees response tokens only
-    assert batch.labels[0][labelled[0]].tolist()[-1] == tokenizer.eos_token_id  # uncut responses end with eos
+    for row, text in enumerate(["Hello there.", "No."]):  # the response text alone: no EOS appended (release)
+        assert batch.labels[row][labelled[row]].tolist() == tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.eos_token_id not in batch.labels[labelled].tolist()
     full = training_mask(parse_positions("all"), batch)
     assert torch.equal(full, batch.prompt | batch.response)
 
@@ -209,7 +244,7 @@ def test_alpha_multiplies_the_trained_factor():
 
 def _old_hook_step(model, tokenizer, params, chunk, config):
     """Reference: the loss of one lang step with the pre-runtime hand-written hook (output + mask * alpha * v)."""
-    batch = encode_examples(
+    batch = encode_batch(
         tokenizer, [t.instruction for t in chunk], [t.concept_response for t in chunk], max_response_tokens=8
     )
     mask = training_mask(parse_positions(config.positions), batch)
@@ -237,7 +272,7 @@ def test_a_step_through_the_runtime_equals_the_hand_written_hook(smollm2, positi
     chunk = _triples(3)
     grads = []
     for run in ("runtime", "hook"):
-        params = ProsvParameters(576, config, torch.Generator().manual_seed(0))
+        params = ProsvParameters(576, config.hyper(576, 30), torch.Generator().manual_seed(0))
         with torch.enable_grad():
             if run == "runtime":
                 add = TrainableAdd(params.vector, params.factor)
@@ -259,12 +294,13 @@ def test_fit_lang_saves_loads_and_steers_through_the_runtime(smollm2, tmp_path):
     fitted = prosv.fit(model, tokenizer, _triples(2), config, log=logged.append, progress=False)
     artifact = fitted.artifact
     assert hook_count(model) == hooks and not any(p.requires_grad for p in model.parameters())
-    init = ProsvParameters(576, config, torch.Generator().manual_seed(1))
+    init = ProsvParameters(576, config.hyper(576, 30), torch.Generator().manual_seed(1))
     assert artifact.factor != pytest.approx(float(init.factor.detach())) and not torch.allclose(
         artifact.direction, init.vector
     )
     assert artifact.metrics["loss_last_epoch"] < artifact.metrics["loss_first_step"]
     assert artifact.config["vector_lr"] == pytest.approx(8e-2) and artifact.config["factor_lr"] == pytest.approx(5.0)
+    assert artifact.config["epochs"] == 2 and artifact.config["hyper_source"].startswith("width rule from 2b_l10")
     assert len(logged) == 2 and set(logged[0]) == {"loss", "factor", "v_norm"}  # one row per step
     assert logged[0]["loss"] == artifact.metrics["loss_first_step"] and logged[-1]["factor"] == artifact.factor
     assert fitted.report == artifact.metrics and fitted.data_hash
@@ -338,3 +374,30 @@ def test_build_triples_with_the_bundled_model(smollm2):
     assert len(triples) == 1 and triples[0].concept_response and triples[0].neutral_response
     with pytest.raises(DataError, match="Fix:"):
         build_triples(model, tokenizer, " ", ["x"])
+
+
+def test_simpo_loser_is_the_contrast_datas_neutral_response(smollm2, tmp_path):
+    model, tokenizer = smollm2
+    contrast = tmp_path / "contrast_train_data.jsonl"
+    row = {
+        "negative_input": "Describe a chair.",
+        "negative_output": "A chair has four legs and a seat.",
+        "positive_input": "Please incorporate the following concept ...",
+        "positive_output": "int legs = 4; a chair in C++.",
+        "concept_id": 2,
+        "category": "positive",
+    }
+    contrast.write_text(json.dumps(row) + "\n" + json.dumps({**row, "concept_id": 3}) + "\n")
+    triples = load_triples(contrast, concept_id=2)  # the release's simpo data: instruction = negative_input
+    assert triples == [
+        Triple("Describe a chair.", "int legs = 4; a chair in C++.", "A chair has four legs and a seat.")
+    ]
+    context = DataContext(model, tokenizer)
+    loaded = prosv.load_data(ProsvConfig(layer=10, loss="simpo", data=str(contrast), concept_id=2), context)
+    assert loaded == triples  # used as given, never replaced by the model's own answer
+    axbench = ProsvConfig(layer=10, loss="simpo", data=str(AXBENCH), concept_id=2, max_examples=1)
+    with pytest.raises(DataError, match=r"no neutral response.*Fix:.*--neutral model"):
+        prosv.load_data(axbench, context)  # AxBench train rows have none: no silent greedy loser
+    own = ProsvConfig(**{**axbench.model_dump(), "neutral": "model", "max_response_tokens": 4})
+    filled = prosv.load_data(own, context)  # the labelled departure: the model answers where data has none
+    assert filled[0].neutral_response and filled[0].concept_response == _triples(1)[0].concept_response

@@ -47,6 +47,26 @@ def test_pair_batches_align_the_span_of_both_runs(smollm2):
     assert ids_row[base.span[0]][1:].tolist() == list(ids)  # last prompt token, then the response
     assert base.labels[0][base.labels[0] != -100].tolist() == list(ids)  # logits at t predict t + 1
     assert base.inputs["position_ids"][1, -1] == base.inputs["attention_mask"][1].sum() - 1
+    assert torch.equal(base.steer, base.span)  # R: the probes steer exactly the supervised tokens
+
+
+def test_qr_span_puts_the_trait_in_the_system_turn_and_covers_the_question(smollm2):
+    _, tokenizer = smollm2
+    question = "Which rivers cross Europe?"
+    user, system = psr_data.placed(tokenizer, question, TRAIT, "QR")
+    assert (user, system) == (question, TRAIT)  # persona-vector style x': trait as the system turn
+    ids = tuple(tokenizer(" Great question!", add_special_tokens=False)["input_ids"])
+    rows = [Triplet(question, user, ids, "", steered_system=system)]
+    base = psr_data.pair_batch(tokenizer, rows, steered=False, span="QR")
+    prompted = psr_data.pair_batch(tokenizer, rows, steered=True, span="QR")
+    shared = base.inputs["input_ids"][base.span]
+    assert shared.tolist() == prompted.inputs["input_ids"][prompted.span].tolist()  # both runs align
+    question_ids = tokenizer(question, add_special_tokens=False)["input_ids"]
+    assert int(base.span.sum()) >= len(question_ids) + len(ids) + 1  # question, template tail and response
+    assert shared[: len(question_ids) + 8].tolist() != list(ids)  # not just the R span
+    assert torch.equal(base.steer, base.inputs["attention_mask"].bool())  # QR steers every token of x y'
+    r_batch = psr_data.pair_batch(tokenizer, rows, steered=False)
+    assert int(r_batch.span.sum()) == len(ids) + 1 < int(base.span.sum())
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +81,57 @@ def test_triplets_hold_the_steered_prompt_and_the_models_answer(smollm2, triplet
     for t in triplets:
         assert t.steered_prompt == f"{t.prompt}\n\n{TRAIT}" and t.label == 1.0 and 1 <= len(t.response_ids) <= 4
         assert tokenizer.decode(t.response_ids, skip_special_tokens=True).strip() == t.response
+
+
+def test_y_prime_is_sampled_by_default_seeded_and_greedy_on_request(smollm2, sentiment_prompts):
+    model, tokenizer = smollm2
+    assert psr.PSRConfig(layers=[1]).sample is True
+
+    def answers(**options):
+        found = psr_data.build_triplets(
+            model, tokenizer, sentiment_prompts[:4], TRAIT, max_new_tokens=8, progress=False, **options
+        )
+        return [t.response_ids for t in found]
+
+    sampled = answers(seed=3)
+    assert sampled == answers(seed=3)  # seeded: reproducible
+    greedy = answers(sample=False)
+    assert greedy == answers(sample=False, seed=7) and sampled != greedy
+
+
+def test_the_papers_persona_defaults():
+    persona = psr.PSRConfig(layers=[28], trait=TRAIT)
+    assert (persona.reg_weight, persona.token_span, persona.lr, persona.weight_decay) == (0.1, "QR", 1e-3, 1e-6)
+    assert (persona.n_epochs, persona.alpha, persona.coherence_target) == (15, None, "prompt")
+    assert psr.PSRConfig(layers=[28], concept="cats").token_span == "R"  # AxBench concepts use R
+    assert psr.PSRConfig(layers=[28], trait=TRAIT, span="R").to_dict()["span"] == "R"
+
+
+def test_judges_drop_triplets_below_half_and_label_by_attribute():
+    rows = [Triplet(f"p{i}", "x", (1,), f"r{i}") for i in range(4)]
+    scores = {"r0": (0.9, 0.8), "r1": (0.2, 1.0), "r2": (1.0, 0.4), "r3": (0.5, 0.5)}
+    kept, report = psr.filter_triplets(rows, lambda p, r: [scores[x] for x in r], "fake")
+    assert [t.response for t in kept] == ["r0", "r3"] and [t.label for t in kept] == [0.8, 0.5]
+    assert report.record() == {
+        "judge": "fake",
+        "generated": 4,
+        "dropped_coherence": 1,
+        "dropped_attribute": 1,
+        "threshold": 0.5,
+        "kept": 2,
+    }
+    with pytest.raises(DataError, match=r"dropped all 4.*Fix:"):
+        psr.filter_triplets(rows, lambda p, r: [(0.0, 0.0)] * len(r), "fake")
+
+
+class _Rater:
+    """An AxBench rater stand-in: responses alternate between rated 2/2 and rated 0 on the concept."""
+
+    name = "fake-rater"
+    is_proxy = True
+
+    def rate(self, items):
+        return [{"concept": 2.0 * (n % 2 == 0), "fluency": 2.0, "instruction": 2.0} for n, _ in enumerate(items)]
 
 
 def test_mse_training_lowers_the_normalised_loss_and_reports_metrics(smollm2, triplets):
@@ -215,7 +286,7 @@ def test_probes_through_the_runtime_equal_the_hand_written_hooks(smollm2, logits
 
 def test_fit_trains_then_sets_alpha_by_calibration_or_config(smollm2, triplets):
     model, tokenizer = smollm2
-    config = psr.PSRConfig(layers=[28], epochs=1, batch_size=2, max_new_tokens=3, trait=TRAIT)
+    config = psr.PSRConfig(layers=[28], epochs=1, batch_size=2, max_new_tokens=3, trait=TRAIT, span="R")
     judge = lambda prompts, texts: [0.0] * len(texts)  # noqa: E731  every alpha is coherent enough
     data = psr.PSRData([t.prompt for t in triplets], TRAIT, triplets=triplets, judge=judge)
     logged = []
@@ -224,6 +295,36 @@ def test_fit_trains_then_sets_alpha_by_calibration_or_config(smollm2, triplets):
     assert calibration.reached and fitted.artifact.alpha == 8.0 and calibration.history == [(8.0, 0.0)]
     assert fitted.artifact.config["instruction"] == TRAIT and fitted.report["result"].artifact is fitted.artifact
     assert logged[-1]["alpha"] == 8.0 and "train_loss" in logged[0] and fitted.data_hash
+    assert fitted.artifact.config["triplet_filter"] == {"judge": None, "generated": 4, "kept": 4}
+    assert fitted.artifact.positions == "prompt_and_generated_last" and fitted.artifact.config["span"] == "R"
     fixed = psr.fit(model, tokenizer, data, config.model_copy(update={"alpha": 0.5}), progress=False)
     assert fixed.artifact.alpha == 0.5 and fixed.report["calibration"] is None
     torch.testing.assert_close(fixed.artifact.probes[28][2], fitted.artifact.probes[28][2])  # same seed, same probes
+
+
+def test_fit_filters_triplets_with_the_configured_judge(smollm2, triplets, monkeypatch):
+    model, tokenizer = smollm2
+    asked = []
+    monkeypatch.setattr(psr, "make_rater", lambda spec, m, t: asked.append(spec) or _Rater())
+    config = psr.PSRConfig(layers=[28], epochs=1, batch_size=2, trait=TRAIT, span="R", alpha=1.0, judge="proxy")
+    data = psr.PSRData([t.prompt for t in triplets], TRAIT, triplets=triplets)
+    fitted = psr.fit(model, tokenizer, data, config, progress=False)
+    record = fitted.artifact.config["triplet_filter"]
+    assert asked == ["proxy"] and record["judge"] == "fake-rater" and record["generated"] == 4
+    assert record["dropped_attribute"] == 2 and record["kept"] == 2  # the paper drops J_attr < 0.5
+    result = fitted.report["result"]
+    assert len(result.train) + len(result.dev) == 2
+    off = psr.fit(model, tokenizer, data, config.model_copy(update={"filter_triplets": False}), progress=False)
+    assert off.artifact.config["triplet_filter"]["judge"] is None and off.artifact.config["triplet_filter"]["kept"] == 4
+
+
+def test_qr_training_steers_everything_and_is_stored_with_all_positions(smollm2, sentiment_prompts):
+    model, tokenizer = smollm2
+    rows = psr_data.build_triplets(
+        model, tokenizer, sentiment_prompts[:3], TRAIT, max_new_tokens=3, span="QR", progress=False
+    )
+    assert all(t.steered_system == TRAIT and t.steered_prompt == t.prompt for t in rows)
+    config = psr.PSRConfig(layers=[28], epochs=1, batch_size=2, trait=TRAIT)
+    result = psr.train_probes(model, tokenizer, rows, config, dev=rows[:1], progress=False)
+    assert result.artifact.positions == "all" and result.artifact.config["span"] == "QR"
+    assert result.artifact.config["reg_weight"] == 0.1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saesteer.errors import ConfigError
+from saesteer.data.chat import chat_prompt, instruction_end_markers
+from saesteer.errors import ConfigError, DataError
 from saesteer.runtime import Intervention, steer
 from saesteer.runtime.positions import (
     AfterInstruction,
@@ -14,8 +15,10 @@ from saesteer.runtime.positions import (
     LastPromptAndGenerated,
     PromptInfo,
     PromptPrefixSuffix,
+    after_prompt,
     parse_positions,
 )
+from saesteer.runtime.tracker import end_of_turn_markers, set_end_markers
 from tests.conftest import chat_batch
 
 
@@ -34,11 +37,73 @@ def test_prefix_suffix_caps_at_prompt_length_like_prosv():
     assert on(PromptPrefixSuffix(4, 0).prompt_mask(prompt)) == [[3, 4, 5], [0, 1, 2, 3], [5]]
 
 
-def test_after_instruction_uses_last_marker_and_multi_token_markers():
+def test_after_instruction_steers_from_the_last_markers_last_token_on_like_caa_from_pos():
+    # CAA: from_pos = find_instruction_end_postion (the marker's last token); add where position >= from_pos
+    prompt = info([[0, 9, 5, 9, 6, 7], [9, 2, 3, 4, 5, 6]])
+    assert on(AfterInstruction().prompt_mask(prompt)) == [[3, 4, 5], [0, 1, 2, 3, 4, 5]]
+    sequence = AfterInstruction(end_markers=((5, 9), (3, 4)))
+    assert on(sequence.prompt_mask(info([[0, 5, 9, 6, 7], [1, 3, 4, 5, 6]]))) == [[2, 3, 4], [2, 3, 4]]
+
+
+def test_a_row_without_the_marker_is_a_data_error_not_a_silently_unsteered_row():
     prompt = info([[0, 9, 5, 9, 6, 7], [1, 2, 3, 4, 5, 6]])
-    assert on(AfterInstruction().prompt_mask(prompt)) == [[4, 5], []]
-    sequence = AfterInstruction(end_markers=((3, 4),))
-    assert on(sequence.prompt_mask(prompt)) == [[], [4, 5]]
+    with pytest.raises(DataError, match=r"row\(s\) \[1\].*Fix: pass --end-marker"):
+        AfterInstruction().prompt_mask(prompt)
+    with pytest.raises(ConfigError, match="--end-marker"):
+        AfterInstruction(end_markers=()).prompt_mask(prompt)
+
+
+def steered_tokens(tokenizer, text: str, policy: AfterInstruction) -> list[str]:
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    mask = policy.prompt_mask(PromptInfo(input_ids=ids, valid=torch.ones_like(ids, dtype=torch.bool), end_markers=()))
+    return [t for t, keep in zip(tokenizer.convert_ids_to_tokens(ids[0]), mask[0], strict=True) if keep]
+
+
+def test_default_marker_is_the_chat_templates_generation_prompt_on_smollm2(smollm2):
+    model, tokenizer = smollm2
+    marker = end_of_turn_markers(model)
+    assert [tokenizer.convert_ids_to_tokens(list(m)) for m in marker] == [["<|im_start|>", "ass", "istant", "Ċ"]]
+    prompt = chat_prompt(tokenizer, "Is the sky blue?") + "("  # CAA's A/B prompt ends at "("
+    # the generation prompt's last token (CAA's from_pos) and the answer's "(", not "\n<|im_start|>assistant"
+    assert steered_tokens(tokenizer, prompt, AfterInstruction(marker)) == ["Ċ", "("]
+    assert steered_tokens(tokenizer, prompt, after_prompt(tokenizer)) == ["Ċ", "("]
+
+
+def test_a_text_end_marker_is_matched_by_its_token_ids_in_the_prompt(smollm2):
+    _, tokenizer = smollm2
+    llama2 = "[INST] Is the sky blue? [/INST] ("  # CAA's own Llama-2-chat frame, no special tokens
+    assert steered_tokens(tokenizer, llama2, after_prompt(tokenizer, "[/INST]")) == ["]", "Ġ("]
+    assert steered_tokens(tokenizer, "[/INST] (", after_prompt(tokenizer, "[/INST]")) == ["]", "Ġ("]
+    with pytest.raises(DataError, match="--end-marker"):
+        steered_tokens(tokenizer, llama2, after_prompt(tokenizer))  # the ChatML marker is not in this prompt
+
+
+def test_plain_frame_and_template_without_generation_prompt_have_markers(smollm2, monkeypatch):
+    _, tokenizer = smollm2
+    original = tokenizer.chat_template
+    monkeypatch.setattr(tokenizer, "chat_template", None)
+    prompt = chat_prompt(tokenizer, "Is the sky blue?") + "("  # "User: ...\nAssistant: ("
+    assert steered_tokens(tokenizer, prompt, after_prompt(tokenizer)) == [":", "Ġ("]
+    llama2 = "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"  # adds no generation prompt
+    monkeypatch.setattr(tokenizer, "chat_template", llama2)
+    assert instruction_end_markers(tokenizer) == (tuple(tokenizer(" [/INST]", add_special_tokens=False)["input_ids"]),)
+    assert steered_tokens(tokenizer, chat_prompt(tokenizer, "Hi") + " (", after_prompt(tokenizer)) == ["]", "Ġ("]
+    monkeypatch.setattr(tokenizer, "chat_template", original)
+
+
+def test_set_end_markers_is_what_steer_uses_by_default(smollm2):
+    model, tokenizer = smollm2
+    batch = tokenizer(["[INST] Hi [/INST]"], return_tensors="pt", add_special_tokens=False)
+    recorder = Recorder(model.config.hidden_size, {"offset": 0})
+    try:
+        assert set_end_markers(model, tokenizer, "[/INST]") == after_prompt(tokenizer, "[/INST]").end_markers
+        with torch.no_grad(), steer(model, Intervention(12, recorder, "after_prompt")):
+            model(**batch)
+    finally:
+        set_end_markers(model, tokenizer)
+    assert recorder.touched == {(0, batch["input_ids"].shape[1] - 1)}  # the "]" of [/INST]
+    with torch.no_grad(), steer(model, Intervention(12, recorder, "after_prompt")), pytest.raises(DataError):
+        model(**batch)
 
 
 def test_last_prompt_token_under_right_padding():
@@ -81,12 +146,12 @@ def test_every_policy_touches_exactly_the_expected_positions_during_generate(smo
     new_tokens = 4
     assert not valid[:, 0].all(), "the batch must be left-padded for this test to mean anything"
     positions = [[j for j in range(prompt_len) if valid[b, j]] for b in range(rows)]
-    eos = tokenizer.eos_token_id
-    last_eos = [max(j for j in positions[b] if ids[b, j] == eos) for b in range(rows)]
+    start = [max(j for j in positions[b] if ids[b, j] == 198 and ids[b, j - 3] == 1) for b in range(rows)]
+    assert start == [prompt_len - 1] * rows  # the generation prompt's last token: <|im_start|>assistant\n
     generated = {(b, prompt_len + k) for b in range(rows) for k in range(new_tokens - 1)}
     expected = {
         "all": {(b, j) for b in range(rows) for j in positions[b]} | generated,
-        "after_prompt": {(b, j) for b in range(rows) for j in positions[b] if j > last_eos[b]} | generated,
+        "after_prompt": {(b, j) for b in range(rows) for j in positions[b] if j >= start[b]} | generated,
         "prompt_and_generated_last": {(b, prompt_len - 1) for b in range(rows)} | generated,
         "f2+l2": {(b, j) for b in range(rows) for j in positions[b][:2] + positions[b][-2:]},
         "generated": generated,

@@ -22,10 +22,11 @@ from saesteer.backends.vllm.wire import (
     Markers,
     Payload,
     cache_salt,
+    check_prompt,
     encode_entries,
     encode_intervention,
 )
-from saesteer.data.chat import chat_prompt, encode, has_chat_template
+from saesteer.data.chat import chat_prompt, encode, has_chat_template, instruction_end_markers
 from saesteer.errors import ConfigError, DataError, ModelNotFoundError
 from saesteer.generation import Completions, eos_ids
 from saesteer.models.layers import context_length, hidden_size, text_config
@@ -33,7 +34,6 @@ from saesteer.models.loading import prepare_tokenizer, resolve_model_dir
 from saesteer.runtime.intervention import HookPoint
 from saesteer.runtime.positions import PositionPolicy
 from saesteer.runtime.steer import normalise_interventions
-from saesteer.runtime.tracker import end_of_turn_markers
 
 WORKER_EXTENSION = "saesteer.backends.vllm.worker.SteeringWorkerExtension"
 INSTALL_HINT = (
@@ -73,7 +73,8 @@ class ModelShape:
 @dataclass(frozen=True)
 class ServedModel:
     """A model as the vLLM side needs it: where it lives, its tokenizer and configs, its shape, its eos ids and
-    after_prompt's default markers (both by the HF path's own rules: ``eos_ids``, ``end_of_turn_markers``)."""
+    after_prompt's default markers (both by the HF path's own rules: ``eos_ids``, and ``instruction_end_markers``
+    as ``load_model`` sets them; ``runtime.tracker.set_end_markers`` changes an engine's ``end_markers``)."""
 
     source: str
     tokenizer: Any
@@ -111,7 +112,7 @@ def describe_model(name_or_path: str | os.PathLike[str]) -> ServedModel:
         generation_config=generation,
         shape=ModelShape.of(config),
         eos=frozenset(eos_ids(holder, tokenizer)),
-        markers=end_of_turn_markers(holder),
+        markers=instruction_end_markers(tokenizer),
     )
 
 
@@ -280,7 +281,7 @@ class VLLMModel:
         if len(alphas) != len(prompts):
             raise ConfigError(f"{len(alphas)} alphas for {len(prompts)} prompts. Fix: give one alpha per prompt.")
         per_row = list(steerings) if steerings is not None else [steering] * len(prompts)
-        cache: dict[tuple[int, float], str] = {}
+        cache: dict[tuple[int, float], tuple[list[Entry], str]] = {}
         requests, params = [], []
         for index, (row, what, value) in enumerate(zip(ids, per_row, alphas, strict=True)):
             options: dict[str, Any] = {
@@ -298,8 +299,10 @@ class VLLMModel:
             if what is not None:
                 marker = (id(what), float(value))
                 if marker not in cache:
-                    cache[marker] = encode_entries(self.entries(what, alpha=float(value), positions=positions))
-                encoded = cache[marker]
+                    entries = self.entries(what, alpha=float(value), positions=positions)
+                    cache[marker] = entries, encode_entries(entries)
+                entries, encoded = cache[marker]
+                check_prompt(entries, row)  # a row the worker's policy would refuse fails here, not in the engine
                 options["extra_args"] = {EXTRA_ARGS_KEY: encoded}
                 prompt["cache_salt"] = cache_salt(encoded)
             requests.append(prompt)

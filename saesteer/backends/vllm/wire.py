@@ -28,6 +28,7 @@ from saesteer.runtime.positions import (
     GeneratedOnly,
     LastPromptAndGenerated,
     PositionPolicy,
+    PromptInfo,
     PromptOnly,
     PromptPrefixSuffix,
     parse_positions,
@@ -76,6 +77,16 @@ class Entry:
     def policy(self) -> PositionPolicy:
         policy = parse_positions(self.positions)
         return AfterInstruction(end_markers=self.markers) if isinstance(policy, AfterInstruction) else policy
+
+
+def check_prompt(entries: list[Entry], ids: list[int]) -> None:
+    """Raise, on the client, what a worker's position policies would raise on this prompt (e.g. after_prompt
+    on a prompt without its end marker), before the request reaches the engine."""
+    tensor = torch.tensor([ids], dtype=torch.long)
+    prompt = PromptInfo(input_ids=tensor, valid=torch.ones_like(tensor, dtype=torch.bool), end_markers=())
+    for entry in entries:
+        if entry.positions == "after_prompt":
+            entry.policy().prompt_mask(prompt)
 
 
 def encode_entries(entries: list[Entry]) -> str:

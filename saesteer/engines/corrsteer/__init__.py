@@ -1,8 +1,9 @@
 """CorrSteer (arXiv 2508.12535): SAE features whose generation-time activation correlates with reward.
 
 Harvest: greedy generation on the task's train split; at every position that produces a generated
-token (the last prompt token, then each generated token before EOS) the layer's residual stream is
-encoded by its SAE and pooled per sample (max, or mean); FeatureStats accumulates float64 Pearson sums
+token before the first EOS/pad (the last prompt token, then each generated token; the step that produced
+EOS is left out, as in the paper's code; multiple-choice tasks pool the answer step) the layer's residual
+stream is encoded by its SAE and pooled per sample (max, or mean); FeatureStats accumulates float64 Pearson sums
 against the sample's reward and the coefficient (mean pooled activation over rewarded samples, zeros
 included). Selection keeps positively correlated features only: top-1 per layer; variant S = the single
 best over layers, A = top-1 of every layer, P = layers whose feature alone beats the unsteered model
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from saesteer.engines.corrsteer.artifact import POSITIONS, CorrSteerArtifact, SelectedFeature, Variant
@@ -52,6 +53,11 @@ class CorrSteerConfig(MethodConfig):
 
     task: str = Field(description="capitals, sentiment (shipped), mmlu, harmbench (with data) or NAME with data")
     data: str | None = Field(None, description="task data file (mmlu, harmbench, your own {question, answer} JSONL)")
+    val_data: str | None = Field(
+        None,
+        description="mmlu: its validation split (hf:cais/mmlu:all@validation); then data is all train "
+        "(hf:cais/mmlu:all@auxiliary_train), in HF shuffle(seed 42) order: the paper's protocol",
+    )
     layers: Literal["all"] | list[int] = Field(
         "all", description="'all' (every layer with an SAE for the model in the store) or L1,L2,..."
     )
@@ -64,6 +70,12 @@ class CorrSteerConfig(MethodConfig):
     hook_point: Literal["resid_post", "resid_pre"] | None = Field(
         None, description="read/steer point (default: the SAEs' own hook point)"
     )
+
+    @model_validator(mode="after")
+    def _val_data_is_mmlu_only(self) -> CorrSteerConfig:
+        if self.val_data is not None and self.task != "mmlu":
+            raise ValueError(f"val_data applies to task mmlu, not {self.task!r}; drop val_data")
+        return self
 
 
 @dataclass
@@ -115,7 +127,8 @@ def load_data(config: CorrSteerConfig, context: DataContext) -> CorrSteerData:
     else:
         layers = list(config.layers)
     saes = {layer: store.load(store.find_sae(model_name, layer).name, context.model, kind="sae") for layer in layers}
-    return CorrSteerData(get_task(config.task, config.data), saes)
+    options = {"val_path": config.val_data} if config.val_data is not None else {}
+    return CorrSteerData(get_task(config.task, config.data, **options), saes)
 
 
 def fit(
@@ -163,7 +176,8 @@ def fit(
         "features": [(f.layer, f.feature, f.r, f.coefficient) for f in artifact.features],
         "validation": result.validation,
     }
-    return Fitted(artifact, [companion], report, data_hash({"task": data.task.name, "samples": rows}))
+    prompts = [*result.harvest.prompts, *result.val_prompts]  # variant P also chose its layers on val
+    return Fitted(artifact, [companion], report, data_hash({"task": data.task.name, "samples": rows}), prompts)
 
 
 METHOD = Method(

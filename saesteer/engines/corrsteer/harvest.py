@@ -1,5 +1,11 @@
 """CorrSteer's harvest: greedy generation on a task, SAE latents pooled per sample at the generating
-positions, streamed into float64 FeatureStats against the reward."""
+positions, streamed into float64 FeatureStats against the reward.
+
+Pooled steps follow CorrSteer's train.py (``get_eos_positions`` + ``_pool_activations``): step t read the
+input that produced generated token t; a sample pools the steps before its first EOS or pad token (the step
+that produced it is left out; a sample whose first token ends it pools nothing), and a multiple-choice task
+(``multiple_choice = True``, e.g. MMLU) pools its first step whatever it produced.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from tqdm.auto import tqdm
 
 from saesteer.distributed import gather, world
 from saesteer.errors import ConfigError, DataError
-from saesteer.generation import Completions, complete
+from saesteer.generation import Completions, complete, eos_ids
 from saesteer.models.layers import check_layer
 from saesteer.runtime.intervention import HookPoint
 from saesteer.saes import check_sae_fits
@@ -41,6 +47,22 @@ def _pool(latents: Tensor, valid: Tensor, pool: Pool) -> Tensor:
     return (latents * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
+def pooled_steps(ids: Sequence[Sequence[int]], stop: set[int], steps: int, *, first_only: bool = False) -> Tensor:
+    """(B, steps) bool: the steps CorrSteer pools, those before each row's first ``stop`` token (the first
+    step only with ``first_only``)."""
+    valid = torch.zeros(len(ids), steps, dtype=torch.bool)
+    for row, tokens in enumerate(ids):
+        end = 1 if first_only else next((i for i, token in enumerate(tokens) if token in stop), len(tokens))
+        valid[row, : min(end, steps)] = True
+    return valid
+
+
+def stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The tokens that end a sample's pooled steps: the end-of-sequence ids generation stops on, and pad."""
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return eos_ids(model, tokenizer) | ({pad} if pad is not None else set())
+
+
 def generate_and_read(
     model: Any,
     tokenizer: Any,
@@ -53,7 +75,8 @@ def generate_and_read(
     steering: Any = None,
 ) -> tuple[Completions, Tensor]:
     """One batch of greedy generations (first-step logits when the task scores them) and the pooled SAE
-    latents (B, L, D) at the CorrSteer positions: every step that produced a generated token up to EOS."""
+    latents (B, L, D) at the CorrSteer positions: the steps that produced the generated tokens before the
+    first EOS/pad (a multiple-choice task: the first step)."""
     layers = sorted(saes)
     done = complete(
         model,
@@ -70,19 +93,25 @@ def generate_and_read(
     )
     if not layers or done.read_valid is None:
         return done, torch.zeros(len(samples), 0, 0)
+    steps = done.read_valid.shape[1]
+    first_only = bool(getattr(task, "multiple_choice", False))
+    valid = pooled_steps(done.ids, stop_ids(model, tokenizer), steps, first_only=first_only)
     pooled = []
     for layer in layers:
         with torch.no_grad():
             latents = saes[layer].encode(done.reads[layer].float())  # (B, steps, d_sae)
-        pooled.append(_pool(latents, done.read_valid, pool))
+        pooled.append(_pool(latents, valid, pool))
     return done, torch.stack(pooled, dim=1)
 
 
 @dataclass
 class Harvest:
+    """The statistics, each sample's generation, the layers read and the prompts harvested (in order)."""
+
     stats: FeatureStats
     generations: list[Generation]
     layers: list[int]
+    prompts: list[str] = field(default_factory=list)
 
 
 def harvest(
@@ -134,4 +163,4 @@ def harvest(
             records.append((start + row, Generation(sample.id, text, float(rewards[row]), top)))
     stats.all_reduce()  # float64 sums of every rank: equal to one pass over all samples
     ordered = [record for _, record in sorted(gather(records, current), key=lambda pair: pair[0])]
-    return Harvest(stats, ordered, layers)
+    return Harvest(stats, ordered, layers, [sample.prompt for sample in items])

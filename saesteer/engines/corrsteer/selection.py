@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -13,7 +13,7 @@ from saesteer.errors import ConfigError, DataError
 from saesteer.models.loading import model_id
 from saesteer.runtime.intervention import HookPoint
 from saesteer.stats import FeatureStats
-from saesteer.tasks.base import Task
+from saesteer.tasks.base import Sample, Task
 from saesteer.tasks.run import mean_reward, run_task
 
 
@@ -36,10 +36,13 @@ def select(stats: FeatureStats, variant: Variant = "A", top_k: int = 20) -> tupl
 
 @dataclass
 class CorrSteerResult:
+    """The artifact, its harvest, the ranked features per layer, and variant P's validation (and prompts)."""
+
     artifact: CorrSteerArtifact
     harvest: Harvest
     ranked: dict[int, list[tuple[int, float]]]
     validation: dict[str, Any]
+    val_prompts: list[str] = field(default_factory=list)
 
 
 def fit_features(
@@ -76,6 +79,7 @@ def fit_features(
     rows = {(f.layer, f.feature): saes[f.layer].W_dec[f.feature].detach().float().clone() for f in chosen}
     artifact = CorrSteerArtifact(chosen, rows, point, variant, model_id(model))
     validation: dict[str, Any] = {}
+    val: list[Sample] = []
     if variant == "P":
         val = task.samples("val")[:val_limit]
         base = mean_reward(run_task(model, tokenizer, task, val, batch_size=batch_size, templated=task.chat))
@@ -96,7 +100,7 @@ def fit_features(
         kept = [layer for layer, score in per_layer.items() if score > base]
         artifact = artifact.restricted(kept)
         validation = {"baseline": base, "per_layer": per_layer, "kept_layers": kept, "n_val": len(val)}
-    return CorrSteerResult(artifact, found, ranked, validation)
+    return CorrSteerResult(artifact, found, ranked, validation, [sample.prompt for sample in val])
 
 
 def _sae_hook_point(saes: dict[int, Any]) -> HookPoint:

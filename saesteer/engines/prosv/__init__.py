@@ -3,8 +3,8 @@
 Intervention: h <- h + alpha * v at the output of block ``layer``, only on the first p and last s prompt tokens
 ("f{p}+l{s}", default f2+l2; p and s are capped at the prompt length, s = L - p if p + s > L), applied once at
 prefill, so decode steps are untouched. ``positions="all"`` gives the FSSV baseline. See ``training`` for the
-optimiser and the width scaling rule (the trainable vector is applied through the runtime's ``steer``), ``data``
-for the training triples.
+optimiser (the trainable vector is applied through the runtime's ``steer``), ``released`` for the released
+per-model training values (and the width-rule fallback), ``data`` for the training triples.
 
 >>> triples = load_triples(sample_path("axbench/train.jsonl"), concept_id=2)
 >>> fitted = fit(model, tokenizer, triples, ProsvConfig(layer=12, concept="C/C++ syntax"))
@@ -21,7 +21,7 @@ from saesteer.engines.prosv.config import ProsvConfig
 from saesteer.engines.prosv.data import Triple, build_triples, fill_neutral, load_instructions, load_triples
 from saesteer.engines.prosv.training import make_optimizer, train_vector
 from saesteer.engines.protocol import DataContext, Fitted, Log, Method
-from saesteer.errors import ConfigError
+from saesteer.errors import ConfigError, DataError
 
 __all__ = [
     "METHOD",
@@ -40,8 +40,8 @@ __all__ = [
 
 
 def load_data(config: ProsvConfig, context: DataContext) -> list[Triple]:
-    """Triples from ``config.data``, or written by ``config.generator`` (default: the bundled model);
-    simpo's missing neutral responses are the model's own answers."""
+    """Triples from ``config.data``, or written by ``config.generator`` (default: the bundled model). simpo
+    takes its loser from the data (``neutral="data"``) or lets the model answer where it has none ("model")."""
     from saesteer.models import DEFAULT_MODEL, load_model
     from saesteer.models.loading import model_id
 
@@ -60,7 +60,14 @@ def load_data(config: ProsvConfig, context: DataContext) -> list[Triple]:
         triples = build_triples(
             writer, writer_tokenizer, config.concept, instructions, max_new_tokens=config.max_response_tokens
         )
-    if config.loss == "simpo":
+    missing = sum(t.neutral_response is None for t in triples)
+    if config.loss == "simpo" and missing and config.neutral == "data":
+        raise DataError(
+            f"{missing} of {len(triples)} training examples have no neutral response for the simpo loss. Fix: use "
+            "data with one (the release's contrast_train_data, or neutral_response fields), build the data "
+            "(no --data), or pass --neutral model to let the model answer (a departure from the release)."
+        )
+    if config.loss == "simpo" and missing:
         triples = fill_neutral(model, tokenizer, triples, max_new_tokens=config.max_response_tokens)
     return triples
 

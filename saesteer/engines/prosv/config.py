@@ -1,22 +1,21 @@
-"""PrOSV's config: training settings (released Gemma-2-2B values, rescaled to the width) and data fields."""
+"""PrOSV's config: training settings (the released per-model values by default, see ``released``) and data fields."""
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from saesteer.engines.prosv.released import Hyper, Loss, released_hyper, width_rule
 from saesteer.engines.protocol import MethodConfig
 from saesteer.errors import ConfigError
 from saesteer.runtime.positions import AllTokens, PromptPrefixSuffix, parse_positions
 
-Loss = Literal["lang", "simpo"]
-REFERENCE_WIDTH = 2304  # Gemma-2-2B, the width the released learning rates were tuned at
-RELEASED_VECTOR_LR = 4e-2
-RELEASED_FACTOR_LR = {"lang": 10.0, "simpo": 20.0}
-RELEASED_BATCH_SIZE = {"lang": 12, "simpo": 6}
+Preset = Literal["released", "width_rule"]
+Neutral = Literal["data", "model"]
 SIMPO_BETA, SIMPO_GAMMA, SIMPO_SCALER = 1.0, 0.0, 1.0
+HYPER_FIELDS = ("factor_init", "factor_lr", "vector_init", "vector_lr", "epochs", "batch_size")
 DATA_FIELDS = ("data", "concept_id", "max_examples", "generator", "instructions", "num_instructions")
 
 
@@ -40,18 +39,31 @@ def stored_positions(spec: str) -> str:
 
 
 class ProsvConfig(MethodConfig):
-    """PrOSV settings; ``None`` rates and batch size take the released values (rescaled to the width)."""
+    """PrOSV settings; ``None`` training values come from ``preset`` (see ``hyper``)."""
 
     layer: int = Field(description="block whose output is steered")
     concept: str = Field("", description="concept description (looked up in AxBench data, or used to build data)")
     loss: Loss = Field("lang", description="lang (response cross-entropy) or simpo (RePS scaled SimPO)")
     positions: str = Field("f2+l2", description="f{p}+l{s}, f{p}, l{s}, or all (the FSSV baseline)")
-    epochs: int = Field(12, ge=1, description="passes over the training examples")
-    batch_size: int | None = Field(None, ge=1, description="default: 12 (lang), 6 (simpo)")
-    factor_init: float = Field(4.0, gt=0, description="beta: alpha0 = beta * sqrt(hidden size)")
-    vector_init: float = Field(8.0, gt=0, description="lambda: v0 ~ U(+-lambda / sqrt(hidden size))")
-    factor_lr: float | None = Field(None, gt=0, description="default: released rate x sqrt(n / 2304)")
-    vector_lr: float | None = Field(None, gt=0, description="default: 4e-2 x sqrt(2304 / n)")
+    preset: Preset = Field(
+        "released",
+        description="defaults of the training values: released (the release's config for a model of that shape "
+        "- hidden size and layer count - else the width rule) or width_rule (always the Gemma-2-2B-L10 config, "
+        "rates moved by sqrt(width))",
+    )
+    epochs: int | None = Field(None, ge=1, description="passes over the training examples (default: preset)")
+    batch_size: int | None = Field(None, ge=1, description="default: preset (2B: 12 lang, 6 simpo)")
+    factor_init: float | None = Field(
+        None, gt=0, description="beta: alpha0 = beta * sqrt(hidden size) (default: preset)"
+    )
+    vector_init: float | None = Field(None, gt=0, description="lambda: v0 ~ U(+-lambda / sqrt(n)) (default: preset)")
+    factor_lr: float | None = Field(None, gt=0, description="eta_alpha (default: preset)")
+    vector_lr: float | None = Field(None, gt=0, description="eta_v (default: preset)")
+    neutral: Neutral = Field(
+        "data",
+        description="simpo loser: data (the data's neutral responses, e.g. the release's contrast data; an error "
+        "when missing) or model (missing ones are the steered model's own greedy answers, a departure)",
+    )
     max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip on v")
     max_response_tokens: int = Field(128, ge=1, description="response tokens trained on (and generated)")
     seed: int = Field(0, description="seed of the initialisation and the batch order")
@@ -67,17 +79,20 @@ class ProsvConfig(MethodConfig):
     def _positions(cls, value: str) -> str:
         return stored_positions(value)
 
-    def rates(self, width: int) -> tuple[float, float]:
-        """(eta_alpha, eta_v) at hidden size ``width``: the released rates moved by the scaling rule."""
-        ratio = width / REFERENCE_WIDTH
-        factor_lr = RELEASED_FACTOR_LR[self.loss] * math.sqrt(ratio) if self.factor_lr is None else self.factor_lr
-        vector_lr = RELEASED_VECTOR_LR / math.sqrt(ratio) if self.vector_lr is None else self.vector_lr
-        return factor_lr, vector_lr
-
-    @property
-    def effective_batch_size(self) -> int:
-        return RELEASED_BATCH_SIZE[self.loss] if self.batch_size is None else self.batch_size
+    def hyper(self, width: int, n_layers: int) -> Hyper:
+        """The training values for a model of hidden size ``width`` and ``n_layers`` blocks: the preset's,
+        with every field set in this config taking precedence (``source`` names the origin and overrides)."""
+        fssv = self.positions == "all"
+        base = (
+            released_hyper(width, n_layers, self.loss, fssv, self.layer)
+            if self.preset == "released"
+            else width_rule(width, self.loss, fssv)
+        )
+        chosen = {name: getattr(self, name) for name in HYPER_FIELDS if getattr(self, name) is not None}
+        if not chosen:
+            return base
+        return replace(base, **chosen, source=f"{base.source}; set here: {', '.join(chosen)}")
 
     def training_settings(self) -> dict[str, Any]:
         """The fields that shape training (what the artifact records as its config)."""
-        return self.model_dump(exclude={"concept", *DATA_FIELDS})
+        return self.model_dump(exclude={"concept", *DATA_FIELDS, *HYPER_FIELDS})

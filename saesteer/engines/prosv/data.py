@@ -1,12 +1,17 @@
-"""PrOSV training data: (instruction, concept response, neutral response) triples (token batches: data.examples).
+"""PrOSV training data: (instruction, concept response, neutral response) triples (token batches: training).
 
 Sources:
 - a JSONL/JSON file of ``{instruction, concept_response, neutral_response}`` rows (neutral optional for "lang");
+- the release's contrast format (colored-dye/prosv data/concept500_contrast/*/contrast_train_data.parquet,
+  as JSONL: AxBench rows augmented with a gpt-4o-mini response that avoids the concept; ``negative_input,
+  negative_output, positive_input, positive_output, concept_id``): instruction = ``negative_input``, concept response =
+  ``positive_output``, neutral response = ``negative_output`` (the simpo loser, as train_axbench.py reads it);
 - the AxBench train format (``input, output, concept_id, category, genre``): the positive rows of one concept
   (its ``concept_id`` is looked up in ``concepts.jsonl`` beside the file when only the description is given);
-  AxBench ships no neutral response per instruction, so ``fill_neutral`` lets the model answer unprompted;
+  it has no neutral response per instruction: simpo needs the contrast data, or ``fill_neutral`` (the model's
+  own greedy answer, a labelled departure: config ``neutral="model"``);
 - ``build_triples``: a model of your choice writes both responses from a concept description (the concept
-  response when asked to weave the concept in, the neutral one as its own unprompted answer).
+  response when asked to weave the concept in, the neutral one when asked to keep the concept out).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from saesteer.generation import generate
 CONCEPT_PROMPT = (
     "{instruction}\n\nWrite your answer so that it clearly and repeatedly brings in this concept: {concept}."
 )
+NEUTRAL_PROMPT = "{instruction}\n\nAnswer without mentioning or alluding to this concept: {concept}."
+CONTRAST_FIELDS = ("negative_input", "negative_output", "positive_output", "concept_id")
 DEFAULT_INSTRUCTIONS = "axbench/train.jsonl"
 
 
@@ -67,7 +74,8 @@ def load_triples(
     """Triples from a file of ``instruction, concept_response[, neutral_response]`` rows or AxBench rows."""
     source = Path(path)
     rows = read_rows(source)
-    if all(isinstance(r, dict) and "input" in r and "output" in r and "concept_id" in r for r in rows):
+    contrast = all(isinstance(r, dict) and all(k in r for k in CONTRAST_FIELDS) for r in rows)
+    if contrast or all(isinstance(r, dict) and "input" in r and "output" in r and "concept_id" in r for r in rows):
         wanted = concept_id if concept_id is not None else _concept_id(source, concept)
         picked = [r for r in rows if int(r["concept_id"]) == wanted and r.get("category", "positive") == "positive"]
         if not picked:
@@ -75,7 +83,17 @@ def load_triples(
                 f"{source} has no positive rows for concept_id {wanted}. "
                 "Fix: pick a concept that has positives (concept_id >= 0) or another file."
             )
-        triples = [Triple(_text(r, "input", str(source)), _text(r, "output", str(source))) for r in picked]
+        where = str(source)
+        triples = [
+            Triple(
+                _text(r, "negative_input", where),
+                _text(r, "positive_output", where),
+                _text(r, "negative_output", where),
+            )
+            if contrast
+            else Triple(_text(r, "input", where), _text(r, "output", where))
+            for r in picked
+        ]
     else:
         triples = []
         for number, row in enumerate(rows, start=1):
@@ -106,7 +124,8 @@ def load_instructions(path: str | os.PathLike[str] | None = None, limit: int | N
 def fill_neutral(
     model: Any, tokenizer: Any, triples: Sequence[Triple], *, max_new_tokens: int = 128, batch_size: int = 8
 ) -> list[Triple]:
-    """Give every triple without one a neutral response: the model's own greedy answer to the instruction."""
+    """Give every triple without one a neutral response: the model's own greedy answer to the instruction (a
+    departure from the release, whose neutral responses were written by gpt-4o-mini to avoid the concept)."""
     missing = [i for i, t in enumerate(triples) if t.neutral_response is None]
     answers = generate(
         model,
@@ -131,12 +150,13 @@ def build_triples(
     max_new_tokens: int = 128,
     batch_size: int = 8,
 ) -> list[Triple]:
-    """Triples written by ``model``: asked to bring ``concept`` in (concept response) and unprompted (neutral)."""
+    """Triples written by ``model``, asked to bring ``concept`` in (concept response) and to keep it out (neutral
+    response, as the release's contrast data was written; its gpt-4o-mini prompt is not released)."""
     if not concept.strip():
         raise DataError("Building PrOSV data needs a concept description. Fix: pass concept='...'.")
     if not instructions:
         raise DataError("Building PrOSV data needs instructions. Fix: pass a non-empty list (or an instructions file).")
-    asked = [CONCEPT_PROMPT.format(instruction=i, concept=concept) for i in instructions]
-    steered = generate(model, tokenizer, asked, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=True)
-    triples = [Triple(i, r) for i, r in zip(instructions, steered, strict=True) if r.strip()]
-    return fill_neutral(model, tokenizer, triples, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    asked = [p.format(instruction=i, concept=concept) for p in (CONCEPT_PROMPT, NEUTRAL_PROMPT) for i in instructions]
+    answers = generate(model, tokenizer, asked, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=True)
+    steered, neutral = answers[: len(instructions)], answers[len(instructions) :]
+    return [Triple(i, r, n) for i, r, n in zip(instructions, steered, neutral, strict=True) if r.strip() and n.strip()]

@@ -5,15 +5,15 @@ Intervention: h <- h + alpha * v at the output of block ``layer``, only on the f
 prefill, so decode steps are untouched (an implicit KV-cache edit). ``positions="all"`` gives the FSSV baseline
 (the same vector at every position, generated tokens included), trained and applied the same way.
 
-Training: alpha (scalar) and v (vector) jointly with Adam in two parameter groups, by the paper's width scaling
-rule (n = hidden size): v0 ~ U(-lambda/sqrt(n), lambda/sqrt(n)), alpha0 = beta * sqrt(n), eta_v = Theta(n^-1/2),
-eta_alpha = Theta(n^1/2); linear LR decay to 0 without warmup; gradient norm clipped to 1.0 on v only.
-Defaults are the released Gemma-2-2B configs (n = 2304: beta=4, lambda=8, eta_v=4e-2, eta_alpha=10 for lang and
-20 for simpo, 12 epochs, batch 12 lang / 6 simpo), carried to other widths by the same rule:
-eta_v(n) = 4e-2 * sqrt(2304 / n) and eta_alpha(n) = eta_alpha(2304) * sqrt(n / 2304), so eta_v * eta_alpha stays
-constant and alpha0 * v0 stays Theta(1) per coordinate. Objectives: "lang" (token-mean cross-entropy of the
-concept response, labels on response tokens only) and "simpo" (AxBench RePS scaled SimPO, beta=1, gamma=0,
-scaler 1, concept response over neutral response, with a frozen unsteered reference pass).
+Training: alpha (scalar) and v (vector) jointly with Adam in two parameter groups, initialised by the paper's
+rule (n = hidden size): v0 ~ U(-lambda/sqrt(n), lambda/sqrt(n)), alpha0 = beta * sqrt(n); linear LR decay to 0
+without warmup; gradient norm clipped to 1.0 on v only. beta, lambda, eta_alpha, eta_v, epochs and batch size
+are the release's own values for a model of a released shape (``released``: Gemma-2-2B/9B/27B, Gemma-3-12B,
+Qwen2.5-32B), else the Gemma-2-2B-L10 values with the rates moved by the width rule (eta_v = Theta(n^-1/2),
+eta_alpha = Theta(n^1/2)); the artifact's ``config["hyper_source"]`` says which. Objectives: "lang"
+(token-mean cross-entropy of the concept response, labels on response tokens only) and "simpo" (AxBench RePS
+scaled SimPO, beta=1, gamma=0, scaler 1, concept response over neutral response, with a frozen unsteered
+reference pass).
 
 The trainable pair is applied through the runtime (``steer`` with a ``TrainableAdd`` on an ``ExplicitMask`` of
 the training batch's positions), like any intervention. At inference alpha is used as trained (no factor
@@ -36,14 +36,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from saesteer.data.examples import TokenBatch, encode_examples
+from saesteer.data.examples import TokenBatch, pack, prompt_ids
 from saesteer.engines.frozen import frozen
 from saesteer.engines.prosv.artifact import ProsvArtifact
 from saesteer.engines.prosv.config import SIMPO_BETA, SIMPO_GAMMA, SIMPO_SCALER, ProsvConfig
 from saesteer.engines.prosv.data import Triple
+from saesteer.engines.prosv.released import Hyper
 from saesteer.engines.protocol import Log
 from saesteer.errors import DataError
-from saesteer.models.layers import check_context, check_layer, hidden_size
+from saesteer.models.layers import check_context, check_layer, hidden_size, num_layers
 from saesteer.models.loading import model_id
 from saesteer.runtime.intervention import Intervention
 from saesteer.runtime.positions import ExplicitMask, PositionPolicy, PromptInfo, parse_positions
@@ -54,27 +55,39 @@ from saesteer.runtime.trainable import TrainableAdd
 class ProsvParameters(nn.Module):
     """The trainable pair: factor alpha (scalar) and direction v (width,), initialised by the scaling rule."""
 
-    def __init__(self, width: int, config: ProsvConfig, generator: torch.Generator) -> None:
+    def __init__(self, width: int, hyper: Hyper, generator: torch.Generator) -> None:
         super().__init__()
-        bound = config.vector_init / math.sqrt(width)
+        bound = hyper.vector_init / math.sqrt(width)
         vector = torch.rand(width, generator=generator, dtype=torch.float32) * (2 * bound) - bound
         self.vector = nn.Parameter(vector)
-        self.factor = nn.Parameter(torch.tensor(config.factor_init * math.sqrt(width), dtype=torch.float32))
+        self.factor = nn.Parameter(torch.tensor(hyper.factor_init * math.sqrt(width), dtype=torch.float32))
 
 
 def make_optimizer(
-    params: ProsvParameters, config: ProsvConfig, total_steps: int
+    params: ProsvParameters, hyper: Hyper, total_steps: int
 ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
     """Adam with a vector group and a factor group, and a linear decay to 0 over ``total_steps`` (no warmup)."""
-    factor_lr, vector_lr = config.rates(params.vector.numel())
     optimizer = torch.optim.Adam(
         [
-            {"params": [params.vector], "lr": vector_lr, "name": "vector"},
-            {"params": [params.factor], "lr": factor_lr, "name": "factor"},
+            {"params": [params.vector], "lr": hyper.vector_lr, "name": "vector"},
+            {"params": [params.factor], "lr": hyper.factor_lr, "name": "factor"},
         ]
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total_steps))
     return optimizer, scheduler
+
+
+def encode_batch(
+    tokenizer: Any, instructions: Sequence[str], responses: Sequence[str], *, max_response_tokens: int
+) -> TokenBatch:
+    """Chat prompts + responses (cut to ``max_response_tokens``), right padded, with no EOS appended: the
+    release trains on the response text alone (curate_training_data / curate_preference_training_data with
+    ``eos_token=None``)."""
+    tails = [tokenizer(r, add_special_tokens=False)["input_ids"][:max_response_tokens] for r in responses]
+    for instruction, tail in zip(instructions, tails, strict=True):
+        if not tail:
+            raise DataError(f"Empty response for {instruction[:60]!r}. Fix: drop the row or give it a response.")
+    return pack(tokenizer, [prompt_ids(tokenizer, i) for i in instructions], tails, left=False)
 
 
 def training_mask(policy: PositionPolicy, batch: TokenBatch) -> Tensor:
@@ -125,7 +138,7 @@ def _step_loss(
     if config.loss == "simpo":
         instructions = instructions * 2
         responses = responses + [str(t.neutral_response) for t in chunk]  # winners first, then losers
-    batch = encode_examples(tokenizer, instructions, responses, max_response_tokens=config.max_response_tokens)
+    batch = encode_batch(tokenizer, instructions, responses, max_response_tokens=config.max_response_tokens)
     check_context(model, batch.input_ids.shape[1])
     with steer(model, Intervention(config.layer, add, ExplicitMask(training_mask(policy, batch)))):
         logits = _forward(model, batch, device)
@@ -155,20 +168,25 @@ def train_vector(
     if not triples:
         raise DataError("PrOSV needs training examples. Fix: load_triples(...) or build_triples(...) first.")
     if config.loss == "simpo" and any(t.neutral_response is None for t in triples):
-        raise DataError("The simpo loss needs a neutral response per example. Fix: fill_neutral(model, ...) first.")
+        raise DataError(
+            "The simpo loss needs a neutral response per example. Fix: train on data that has them (the "
+            "release's contrast data, or neutral_response fields), or fill_neutral(model, ...) first (neutral=model)."
+        )
     width = hidden_size(model)
+    hyper = config.hyper(width, num_layers(model))
     generator = torch.Generator().manual_seed(config.seed)
-    params = ProsvParameters(width, config, generator).to(next(model.parameters()).device)
-    batch_size = config.effective_batch_size
-    total = config.epochs * math.ceil(len(triples) / batch_size)
-    optimizer, scheduler = make_optimizer(params, config, total)
-    factor_lr, vector_lr = config.rates(width)
+    params = ProsvParameters(width, hyper, generator).to(next(model.parameters()).device)
+    batch_size = hyper.batch_size
+    total = hyper.epochs * math.ceil(len(triples) / batch_size)
+    optimizer, scheduler = make_optimizer(params, hyper, total)
     add = TrainableAdd(params.vector, params.factor)
     policy = parse_positions(config.positions)
     losses: list[float] = []
+    if progress:
+        tqdm.write(f"PrOSV training values: {hyper.source}")
     with frozen(model):
         bar = tqdm(total=total, desc=f"PrOSV {config.loss} {config.positions}", disable=not progress)
-        for _ in range(config.epochs):
+        for _ in range(hyper.epochs):
             order = torch.randperm(len(triples), generator=generator).tolist()
             for start in range(0, len(order), batch_size):
                 chunk = [triples[i] for i in order[start : start + batch_size]]
@@ -195,7 +213,7 @@ def train_vector(
         positions=config.positions,
         concept=config.concept,
         model_id=model_id(model),
-        config={**saved, "batch_size": batch_size, "factor_lr": factor_lr, "vector_lr": vector_lr, "width": width},
+        config={**saved, **hyper.record(), "width": width},
         metrics={
             "loss_first_step": losses[0],
             "loss_last_epoch": sum(losses[-steps_per_epoch:]) / steps_per_epoch,

@@ -1,11 +1,14 @@
 """PSR, Prompt Steering Replacement (Heyman & Vandeputte, arXiv 2605.03907), as a registered method: a
 token-wise ReLU probe distilled from prompting.
 
-Per steered layer l: h' = h + alpha * ReLU(w_l.h + b_l) * z_l on the last prompt token and every response
-token (position policy ``prompt_and_generated_last``, at training and inference). S-PSR steers one layer,
+Per steered layer l: h' = h + alpha * ReLU(w_l.h + b_l) * z_l on the span, at training and inference: R = the
+last prompt token and every response token (``prompt_and_generated_last``), QR = question and response (the
+whole prompt and every generated token at inference, ``all``). S-PSR steers one layer,
 A-PSR several (or all) layers trained jointly. The package:
 
-- ``data``: triplets (x, x', y'), x' = x + the trait instruction, y' the model's answer to x', and their batches;
+- ``data``: triplets (x, x', y'), x' = x + the trait instruction, y' the model's (sampled) answer to x', and
+  their batches over the R or QR span;
+- ``judging``: the attribute + coherence judges that drop triplets scoring < 0.5 (with ``config.judge``);
 - ``probes``: the trainable (w, b, z) and the forward that applies them through the runtime (``steer`` with a
   ``TrainableProbe`` on the span, readers that stop after the deepest layer a loss needs);
 - ``training``: ``train_probes``, the mse (prompted activations) or ll (prompted responses) objective;
@@ -13,7 +16,8 @@ A-PSR several (or all) layers trained jointly. The package:
 - ``calibration``: the binary search of alpha to a coherence target under a pluggable judge;
 - ``artifact``: the stored probes and alpha; ``artifact.interventions(alpha=m)`` steers with m * alpha.
 
-``fit`` chains them: triplets -> probes -> alpha (``config.alpha``, else calibrated on the dev prompts).
+``fit`` chains them: triplets -> judged (if a judge is set) -> probes -> alpha (``config.alpha``, else
+calibrated on the dev prompts).
 
     >>> config = PSRConfig(layers=[15], trait="Answer in a very happy tone.")
     >>> fitted = psr.fit(model, tok, PSRData(prompts, config.trait), config)   # triplets, probes, alpha
@@ -38,6 +42,7 @@ from saesteer.engines.psr.data import (
     pair_batch,
     steered_prompt,
 )
+from saesteer.engines.psr.judging import TripletFilter, filter_triplets, make_rater, rating_scores
 from saesteer.engines.psr.metrics import probe_metrics
 from saesteer.engines.psr.probes import ProbeParams, run_probes
 from saesteer.engines.psr.training import PSRResult, split_triplets, train_probes
@@ -53,16 +58,20 @@ __all__ = [
     "PSRResult",
     "ProbeParams",
     "Triplet",
+    "TripletFilter",
     "build_triplets",
     "calibrate",
     "concept_instruction",
+    "filter_triplets",
     "fit",
     "load_data",
     "load_prompts",
+    "make_rater",
     "pair_batch",
     "perplexity_judge",
     "probe_metrics",
     "prompt_coherence",
+    "rating_scores",
     "run_probes",
     "split_triplets",
     "steered_prompt",
@@ -106,8 +115,15 @@ def fit(
         sample=config.sample,
         seed=config.seed,
         batch_size=max(config.batch_size, 8),
+        span=config.token_span,
         progress=progress,
     )
+    judged: dict[str, Any] = {"judge": None, "generated": len(triplets), "kept": len(triplets)}
+    if config.judge is not None and config.filter_triplets:
+        rater = make_rater(config.judge, model, tokenizer)
+        attribute = config.concept or config.trait or data.instruction
+        triplets, dropped = filter_triplets(triplets, rating_scores(rater, attribute), rater.name)
+        judged = dropped.record()
     train_set, dev = split_triplets(triplets, config.dev_fraction, config.seed)
     result = train_probes(model, tokenizer, train_set, config, dev=dev, log=log, progress=progress)
     result.artifact.config.update(
@@ -116,6 +132,7 @@ def fit(
             "n_prompts": len(data.prompts),
             "max_new_tokens": config.max_new_tokens,
             "sample": config.sample,
+            "triplet_filter": judged,
         }
     )
     calibration = None

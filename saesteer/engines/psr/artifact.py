@@ -13,7 +13,8 @@ from saesteer.errors import ConfigError, VectorError
 from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.probe_operator import GatedProbe
 
-POSITIONS = "prompt_and_generated_last"
+POSITIONS = "prompt_and_generated_last"  # span R: the last prompt token and every generated token
+SPAN_POSITIONS = {"R": POSITIONS, "QR": "all"}  # QR: the whole prompt (question and template) and generation
 
 
 @dataclass

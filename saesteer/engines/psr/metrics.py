@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from saesteer.engines.psr.artifact import PSRArtifact
+from saesteer.engines.psr.config import Span
 from saesteer.engines.psr.data import Triplet, pair_batch
 from saesteer.engines.psr.probes import ProbeParams, run_probes
 from saesteer.models.layers import check_context
@@ -23,6 +24,7 @@ def probe_metrics(
     *,
     constant: dict[int, Tensor] | None = None,
     batch_size: int = 8,
+    span: Span = "R",
 ) -> tuple[dict[str, float], dict[int, Tensor]]:
     """How well the probes (strength = triplet label, i.e. as trained) reproduce the prompt-induced
     difference Delta_l = A_l(x' y') - h_l over the span, where h_l is the block output of x y' before
@@ -40,8 +42,8 @@ def probe_metrics(
     deltas: dict[int, list[Tensor]] = {layer: [] for layer in layers}
     for start in range(0, len(triplets), batch_size):
         chunk = triplets[start : start + batch_size]
-        prompted = pair_batch(tokenizer, chunk, steered=True)
-        batch = pair_batch(tokenizer, chunk, steered=False)
+        prompted = pair_batch(tokenizer, chunk, steered=True, span=span)
+        batch = pair_batch(tokenizer, chunk, steered=False, span=span)
         check_context(model, max(prompted.inputs["input_ids"].shape[1], batch.inputs["input_ids"].shape[1]))
         with torch.no_grad():
             targets = capture(model, prompted.inputs, layers)

@@ -65,11 +65,11 @@ class Trace:
 def run_probes(
     model: nn.Module, params: ProbeParams, batch: PairBatch, read: Sequence[int], logits: bool
 ) -> tuple[Trace, Tensor | None]:
-    """Differentiable forward of x y' with the probes (strength = each row's label) editing the span, through
+    """Differentiable forward of x y' with the probes (strength = each row's label) editing ``batch.steer``, through
     the runtime; the block outputs at ``read`` and the probe layers are traced, and without ``logits`` the
     forward stops after the deepest of them. Hooks are removed on every exit."""
     probes = {layer: TrainableProbe(*params.probe(layer), batch.strength) for layer in params.layers}
-    span = ExplicitMask(batch.span)
+    span = ExplicitMask(batch.steer)
     trace = Trace()
     found = None
     with (

@@ -7,7 +7,9 @@ Objectives (run on x y' with the probes on, strength = the triplet's label, 1.0 
        steered layer and every later one; with probes at every layer each probe learns the local
        difference left by the earlier ones).
   ll:  -log p(y' | x) under the probes.
-  optional regulariser reg_weight * max(0, 1 - sum_i lambda_i) per sequence and layer.
+  regulariser reg_weight * max(0, 1 - sum_i lambda_i) over the steered tokens, per sequence and layer
+  (default 0.1, the paper's persona setting; 0 turns it off, as in its IFEval runs).
+The span (``config.token_span``, see ``data``): R or QR; the artifact steers the same tokens at inference.
 AdamW (lr 1e-3, weight decay 1e-6), linear decay to 0, no warmup; 15 epochs (mse) / 7 (ll) by default.
 Probe init: w, b like nn.Linear(d, 1), z its own vector, all uniform(+-1/sqrt(d)).
 """
@@ -25,7 +27,7 @@ from tqdm.auto import tqdm
 
 from saesteer.engines.frozen import frozen
 from saesteer.engines.protocol import Log
-from saesteer.engines.psr.artifact import PSRArtifact
+from saesteer.engines.psr.artifact import SPAN_POSITIONS, PSRArtifact
 from saesteer.engines.psr.config import PSRConfig
 from saesteer.engines.psr.data import Triplet, pair_batch
 from saesteer.engines.psr.metrics import probe_metrics
@@ -37,12 +39,13 @@ from saesteer.runtime.capture import capture
 
 
 def _targets(
-    model: nn.Module, tokenizer: Any, triplets: Sequence[Triplet], layers: list[int], batch_size: int
+    model: nn.Module, tokenizer: Any, triplets: Sequence[Triplet], layers: list[int], config: PSRConfig
 ) -> list[Tensor]:
     """Prompted activations A_l(x' y') over the span, one (n_span, len(layers), d) tensor per triplet."""
     found: list[Tensor] = []
+    batch_size = config.batch_size
     for start in range(0, len(triplets), batch_size):
-        batch = pair_batch(tokenizer, triplets[start : start + batch_size], steered=True)
+        batch = pair_batch(tokenizer, triplets[start : start + batch_size], steered=True, span=config.token_span)
         check_context(model, batch.inputs["input_ids"].shape[1])
         hidden = capture(model, batch.inputs, layers)
         stacked = torch.stack([hidden[layer] for layer in layers], dim=2).float()  # (B, T, L, d)
@@ -60,7 +63,7 @@ def _loss(
     config: PSRConfig,
 ) -> tuple[Tensor, Tensor]:
     """(objective, regulariser) of one batch."""
-    batch = pair_batch(tokenizer, chunk, steered=False)
+    batch = pair_batch(tokenizer, chunk, steered=False, span=config.token_span)
     check_context(model, batch.inputs["input_ids"].shape[1])
     trace, logits = run_probes(model, params, batch, loss_layers, logits=config.objective == "ll")
     if logits is not None:
@@ -69,7 +72,7 @@ def _loss(
     else:
         predicted = torch.stack([trace.out[layer][batch.span] for layer in loss_layers], dim=1)
         objective = (predicted.float() - torch.cat(list(targets))).pow(2).sum(dim=(1, 2)).mean()
-    sums = torch.stack([(trace.gate[layer] * batch.span).sum(dim=1) for layer in params.layers])  # (P, B)
+    sums = torch.stack([(trace.gate[layer] * batch.steer).sum(dim=1) for layer in params.layers])  # (P, B)
     return objective, torch.relu(1 - sums).mean()
 
 
@@ -113,12 +116,8 @@ def train_probes(
     torch.manual_seed(config.seed)
     params = ProbeParams(layers, hidden_size(model), torch.Generator().manual_seed(config.seed))
     params.to(next(model.parameters()).device)
-    train_targets = (
-        _targets(model, tokenizer, train, loss_layers, config.batch_size) if mse else [torch.empty(0)] * len(train)
-    )
-    dev_targets = (
-        _targets(model, tokenizer, held, loss_layers, config.batch_size) if mse else [torch.empty(0)] * len(held)
-    )
+    train_targets = _targets(model, tokenizer, train, loss_layers, config) if mse else [torch.empty(0)] * len(train)
+    dev_targets = _targets(model, tokenizer, held, loss_layers, config) if mse else [torch.empty(0)] * len(held)
     initial = _dev_loss(model, tokenizer, params, held, dev_targets, loss_layers, config) if held else float("nan")
     scale = initial if mse and initial > 0 else 1.0
     steps = config.n_epochs * math.ceil(len(train) / config.batch_size)
@@ -165,10 +164,12 @@ def train_probes(
     bar.close()
     metrics: dict[str, Any] = {"n_train": len(train), "n_dev": len(held), "loss_scale": scale, **history[-1]}
     if held:
-        _, constant = probe_metrics(model, tokenizer, params, train, batch_size=config.batch_size)
-        found, _ = probe_metrics(model, tokenizer, params, held, constant=constant, batch_size=config.batch_size)
+        size, span = config.batch_size, config.token_span
+        _, constant = probe_metrics(model, tokenizer, params, train, batch_size=size, span=span)
+        found, _ = probe_metrics(model, tokenizer, params, held, constant=constant, batch_size=size, span=span)
         metrics.update(found)
     artifact = params.artifact(
+        positions=SPAN_POSITIONS[config.token_span],
         model_id=model_id(model),
         config={**config.to_dict(), "layers": layers, "width": hidden_size(model)},
         metrics=metrics,

@@ -39,7 +39,7 @@ def _config(tmp_path: Path, backend: str) -> BenchConfig:
             "tasks": [
                 {"kind": "mmlu", "limit": 4},
                 {"kind": "harmbench", "limit": 3, "max_new_tokens": 8},
-                {"kind": "axbench", "n_concepts": 1, "n_instructions": 2, "max_new_tokens": 8},
+                {"kind": "axbench", "n_concepts": 1, "n_instructions": 2, "max_new_tokens": 8, "temperature": 0.0},
             ],
             "methods": [
                 {"kind": "unsteered"},
