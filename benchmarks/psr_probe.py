@@ -2,13 +2,15 @@
 
 Trait: a happy, enthusiastic tone. Base prompts: the 40 shipped AxBench instructions, or the first
 ``--n-prompts`` of ``--prompts FILE`` (e.g. AlpacaEval's); the last ``--test`` are held out (never seen in
-training or calibration). Triplets (x, x', y') are generated greedily by the model under x' = x + the trait
-instruction. Reports, on held-out prompts:
+training or calibration). Triplets (x, x', y') are sampled (temperature 1, seeded; ``--greedy``: greedy) from
+the model under x' = the trait instruction as the system turn + x (span QR, the paper's persona setting;
+``--span R``: the instruction after the prompt, steering the last prompt token + response).
+Reports, on held-out prompts:
   - R^2 and cosine between the predicted and the true prompt-induced difference at the steered
     layer(s), next to the R^2 of the best constant vector (train-mean Delta, i.e. DiffMean on the span);
   - the fraction of span tokens whose gate ReLU(w.h + b) is exactly zero;
   - VADER sentiment (lexicon proxy) and the coherence proxy (mean token log-likelihood under the
-    unsteered model) of greedy outputs: unsteered, prompted (x'), and PSR-steered at the alpha the
+    unsteered model) of outputs: unsteered (greedy), prompted (the test triplets' y'), and PSR-steered (greedy) at the alpha the
     binary search found on the dev prompts (target: the prompted answers' own coherence, TA@Cp-style).
 Writes benchmarks/results/psr_probe[_TAG].{json,md}.
 
@@ -57,6 +59,8 @@ def run_variant(name: str, layers: list[int], args: argparse.Namespace, data: di
         lr=args.lr,
         batch_size=args.batch_size,
         reg_weight=args.reg_weight,
+        span=args.span,
+        sample=not args.greedy,
         seed=args.seed,
     )
     start = time.time()
@@ -170,6 +174,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--search-steps", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--span", choices=["QR", "R"], default="QR", help="QR: persona (paper); R: AxBench/IFEval")
+    parser.add_argument("--greedy", action="store_true", help="greedy y' (the paper samples at temperature 1)")
     parser.add_argument("--prompts", default=None, help="base prompts file (default: the 40 shipped AxBench ones)")
     parser.add_argument("--n-prompts", type=int, default=None, help="use the first N base prompts")
     parser.add_argument("--tag", default="", help="write psr_probe_<tag>.{json,md} (keeps earlier runs)")
@@ -180,15 +186,25 @@ def main() -> None:
     model, tokenizer = load_model("smollm2-135m-instruct")
     source = Path(args.prompts) if args.prompts else sample_path("axbench/instructions.jsonl")
     prompts = psr_data.load_prompts(source, limit=args.n_prompts)
-    key = f"{source.stem}_{len(prompts)}_{args.max_new_tokens}"
+    mode = "greedy" if args.greedy else f"sampled{args.seed}"
+    key = f"{source.stem}_{len(prompts)}_{args.max_new_tokens}_{args.span}_{mode}"
     cache = Path(tempfile.gettempdir()) / f"psr_probe_triplets_{key}.json"
-    if cache.exists():  # the model's greedy answers are deterministic; reuse them across runs
+    if cache.exists():  # greedy or seeded answers are deterministic; reuse them across runs
         triplets = [
             psr_data.Triplet(**{**row, "response_ids": tuple(row["response_ids"])})
             for row in json.loads(cache.read_text())
         ]
     else:
-        triplets = psr_data.build_triplets(model, tokenizer, prompts, TRAIT, max_new_tokens=args.max_new_tokens)
+        triplets = psr_data.build_triplets(
+            model,
+            tokenizer,
+            prompts,
+            TRAIT,
+            max_new_tokens=args.max_new_tokens,
+            sample=not args.greedy,
+            seed=args.seed,
+            span=args.span,
+        )
         cache.write_text(json.dumps([asdict(t) for t in triplets]))
     test = [t for t in triplets if t.prompt in set(prompts[-args.test :])]
     rest = [t for t in triplets if t not in test]

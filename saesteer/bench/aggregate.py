@@ -129,6 +129,9 @@ def leaderboard(
                         for k in ("concept", "instruction", "fluency")
                     }
                     extra["concepts"] = len({r.unit for r in chosen_records})
+                variants = sorted({str(r.meta["variant"]) for r in chosen_records if r.meta.get("variant")})
+                if variants:  # which protocol variant answered (e.g. a generated or the fixed steering prompt)
+                    extra["variant"] = "; ".join(variants)
                 rows.append(
                     LeaderboardRow(
                         task=task,

@@ -52,13 +52,17 @@ def add_end_marker_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end-marker", default=None, metavar="TEXT", help=END_MARKER_HELP)
 
 
+def end_marker_text(text: str | None) -> str | None:
+    """``--end-marker`` as typed, with ``\\n`` / ``\\t`` read as newline / tab (None stays None)."""
+    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def apply_end_marker(model: Any, tokenizer: Any, text: str | None) -> None:
-    """Make ``--end-marker`` the loaded model's after_prompt marker (either backend; a typed ``\\n`` / ``\\t``
-    is a newline / tab); None keeps the default."""
+    """Make ``--end-marker`` the loaded model's after_prompt marker (either backend); None keeps the default."""
     from saesteer.runtime.tracker import set_end_markers
 
     if text is not None:
-        set_end_markers(model, tokenizer, text.replace("\\n", "\n").replace("\\t", "\t"))
+        set_end_markers(model, tokenizer, end_marker_text(text))
 
 
 def check_fits(artifact: Any, model: Any, name: str) -> None:

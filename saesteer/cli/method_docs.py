@@ -34,13 +34,17 @@ tasks: capitals, sentiment (shipped), mmlu and harmbench (--data PATH), or NAME 
   saesteer generate --model M --store runs/store --vector cpp --alpha=1 "Tell me about your weekend."
 
 data (--data): JSONL rows {instruction, concept_response, neutral_response} (neutral needed for simpo only),
+the release's contrast format {input, positive_output, negative_output} (negative_output is simpo's loser),
 or the AxBench train format {input, output, concept_id, category, genre} (the concept's positive rows;
---concept is looked up in concepts.jsonl beside the file, or pass --concept-id; simpo's neutral responses
-are the model's own answers). Without --data, --generator (default: the bundled instruct model) writes
-both responses for --num-instructions instructions (default: the shipped AxBench train instructions).
+--concept is looked up in concepts.jsonl beside the file, or pass --concept-id). simpo without neutral
+responses is an error unless --neutral model (the model's own greedy answers: a departure). Training
+responses get no EOS appended (as the release). Without --data, --generator (default: the bundled instruct
+model) writes both responses for --num-instructions instructions (default: the shipped AxBench train ones).
 
 The trained factor is used as is (alpha=1 means "as trained"; other values multiply it).
-Defaults: the released Gemma-2-2B configs, learning rates rescaled to the model's width.""",
+Defaults (--preset released): the release's config for a model of that shape (Gemma-2 2B L10/L20, 9B L20,
+27B L21, Gemma-3 12B L22, Qwen-2.5 32B L32), else the width rule (the 2B-L10 config, rates moved by
+sqrt(width)); the artifact records which as hyper_source.""",
     "psr": """examples:
   saesteer train psr --model smollm2-135m-instruct --layers 15 \\
       --trait "Answer in a very happy, enthusiastic tone." \\
@@ -49,8 +53,12 @@ Defaults: the released Gemma-2-2B configs, learning rates rescaled to the model'
       --data prompts.jsonl --store runs/store --name rental-A --alpha 1.0
 
 data: base prompts x as a JSON list / JSONL of strings or of objects with 'instruction' or 'prompt'.
-The model answers x' = x + the trait instruction (greedy, or --sample with --seed); those answers y'
-are the training targets. --layers L trains S-PSR at one layer, 'all' (or a list) A-PSR jointly.
+The model answers x' = x + the trait instruction (sampled at temperature 1 with --seed, as the paper;
+--no-sample: greedy); those answers y' are the training targets. With --judge (proxy, hf:MODEL or
+openai:MODEL@URL) triplets scoring < 0.5 on the attribute or coherence judge are dropped (the paper).
+--span QR (default with --trait: persona) steers question + response with the trait as the system turn
+of x'; R (default otherwise) the last prompt token + response. --reg-weight: persona regulariser
+(paper 0.1, the default; 0 = off). --layers L trains S-PSR at one layer, 'all' (or a list) A-PSR jointly.
 Without --alpha, alpha is binary-searched on the dev prompts so the steered outputs' coherence
 (proxy: mean token log-likelihood under the unsteered model) matches the prompted answers' own
 (--coherence-target prompt) or a given value. The stored probe steers with alpha * (stored alpha):

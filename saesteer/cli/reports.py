@@ -37,6 +37,7 @@ def _prosv(name: str, fitted: Fitted, record: Any) -> None:
         f"factor={m['factor']:.2f}, |v|={m['direction_norm']:.3f}, loss {m['loss_first_step']:.3f} -> "
         f"{m['loss_last_epoch']:.3f} on {m['n_train']} examples"
     )
+    console.print(f"training values: {artifact.config.get('hyper_source', 'unrecorded')}")
 
 
 def _psr(name: str, fitted: Fitted, record: Any) -> None:
@@ -48,6 +49,14 @@ def _psr(name: str, fitted: Fitted, record: Any) -> None:
         f"{m.get('const_r2', nan):.3f}), cosine = {m.get('cosine', nan):.3f}, "
         f"zero-gate fraction = {m.get('zero_gate_fraction', nan):.3f}"
     )
+    judged = artifact.config.get("triplet_filter") or {}
+    if judged.get("judge"):
+        console.print(
+            f"triplets judged by {judged['judge']}: kept {judged['kept']} of {judged['generated']} "
+            f"(dropped: coherence {judged.get('dropped_coherence', 0)}, attribute {judged.get('dropped_attribute', 0)})"
+        )
+    else:
+        console.print(f"triplets not filtered (no --judge): all {judged.get('generated', m['n_train'])} kept")
     if calibration is not None:
         console.print(
             f"alpha = {artifact.alpha:.3f} (coherence proxy {calibration.coherence:.3f}, target "

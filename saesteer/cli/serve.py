@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from saesteer.cli.common import add_end_marker_flag, end_marker_text
+
 EXAMPLE = """example:
   saesteer serve --model smollm2-135m-instruct --store runs/store --port 8000 --max-model-len 2048
 
@@ -50,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--store", required=True, help="store directory holding the steering artifacts")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
+    add_end_marker_flag(serve)
     serve.add_argument("--dtype", default="float32", help="engine dtype (default float32, as the hf reference)")
     serve.set_defaults(run=run_serve, vllm_args=[])
 
@@ -57,4 +60,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> None:
     from saesteer.backends.vllm.server import serve
 
-    serve(args.model, args.store, host=args.host, port=args.port, dtype=args.dtype, extra=args.vllm_args)
+    serve(
+        args.model,
+        args.store,
+        host=args.host,
+        port=args.port,
+        dtype=args.dtype,
+        extra=args.vllm_args,
+        end_marker=end_marker_text(args.end_marker),
+    )

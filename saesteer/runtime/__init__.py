@@ -12,6 +12,7 @@ from saesteer.runtime.positions import (
     GeneratedOnly,
     LastPromptAndGenerated,
     PromptPrefixSuffix,
+    after_prompt,
     parse_positions,
     prompt_prefix_suffix,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "StopForward",
     "TrainableAdd",
     "TrainableProbe",
+    "after_prompt",
     "build_interventions",
     "capture",
     "hidden_of",

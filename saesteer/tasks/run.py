@@ -42,13 +42,16 @@ def run_task(
     templated: bool | None = None,
 ) -> list[Scored]:
     """Generations and scores of ``samples``; ``prompts`` replaces the samples' prompts (the prompting
-    baseline) while scoring still sees the samples. ``temperature`` > 0 samples (top_p 1): on HF after
+    baseline) while scoring still sees the samples. ``temperature`` > 0 samples with top_p 1 and top_k 50
+    (HF ``generate``'s defaults, which AxBench samples with; set on both backends): on HF after
     ``torch.manual_seed(seed)``, on vLLM with request i seeded ``seed + i`` (reproducible per backend, not
     across them). ``templated`` as in ``generation.complete``. A ``backends.vllm.VLLMModel`` gets every
     sample in one ``complete`` call (continuous batching; ``batch_size`` is the HF batch)."""
     sent = list(prompts) if prompts is not None else [s.prompt for s in samples]
     alphas = list(alpha) if isinstance(alpha, Sequence) else None
-    sampling: Mapping[str, Any] | None = {"temperature": temperature, "top_p": 1.0} if temperature > 0 else None
+    sampling: Mapping[str, Any] | None = (
+        {"temperature": temperature, "top_p": 1.0, "top_k": 50} if temperature > 0 else None
+    )
     eos = eos_ids(model, tokenizer)
     vllm = getattr(model, "backend", "hf") == "vllm"
     step = max(1, len(samples)) if vllm else batch_size

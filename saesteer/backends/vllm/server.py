@@ -15,6 +15,7 @@ vLLM is imported inside functions only, so the CLI imports this module's callers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ from saesteer.backends.vllm.wire import (
     encode_entries,
     pack_payload,
 )
+from saesteer.data.chat import instruction_end_markers
 from saesteer.errors import ConfigError, SaesteerError, StoreError
 from saesteer.runtime.intervention import HookPoint
 
@@ -415,8 +417,10 @@ def serve(
     port: int = 8000,
     dtype: str = "float32",
     extra: Sequence[str] = (),
+    end_marker: str | None = None,
 ) -> None:
-    """Run the server until SIGINT/SIGTERM (``saesteer serve``); everything is checked before vLLM starts."""
+    """Run the server until SIGINT/SIGTERM (``saesteer serve``); everything is checked before vLLM starts.
+    ``end_marker`` replaces after_prompt's default end-of-instruction marker (the chat template's)."""
     import_vllm()
     root = Path(store).expanduser()
     if not (root / "catalog.sqlite").is_file():
@@ -428,6 +432,8 @@ def serve(
 
     Store(root)  # the layout check, before the engine starts
     served = describe_model(model)
+    if end_marker is not None:
+        served = dataclasses.replace(served, markers=instruction_end_markers(served.tokenizer, end_marker))
     args = vllm_args(model, served, host=host, port=port, dtype=dtype, extra=extra)
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")  # as `vllm serve` does
     from vllm.logger import configure_logging_from_args
