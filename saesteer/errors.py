@@ -27,6 +27,10 @@ class DataError(SaesteerError):
     """A dataset is empty, malformed or missing fields."""
 
 
+class MissingEndMarkerError(DataError):
+    """after_prompt met a prompt without its end-of-instruction marker (it would steer nothing there)."""
+
+
 class ConfigError(SaesteerError):
     """An option has an invalid value."""
 

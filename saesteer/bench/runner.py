@@ -30,7 +30,7 @@ from saesteer.bench.models import BenchModels
 from saesteer.bench.records import BenchRecord, RecordFile
 from saesteer.bench.tasks import BenchTask, make_task
 from saesteer.distributed import World, gather, world
-from saesteer.errors import ConfigError
+from saesteer.errors import ConfigError, MissingEndMarkerError
 from saesteer.tasks import Sample, Unit, run_task
 
 
@@ -67,19 +67,26 @@ def _run_unit(
         samples = [sample for sample, _ in chunk]
         texts = [task.prompting(sample, unit) if resolved.prompted else sample.prompt for sample in samples]
         began = time.perf_counter()
-        scored = run_task(
-            models.generator,
-            models.tokenizer,
-            task.task,
-            samples,
-            steering=resolved.steering,
-            alpha=[factor for _, factor in chunk],
-            positions=resolved.positions,
-            prompts=texts,
-            batch_size=len(chunk),
-            temperature=task.temperature,
-            seed=_seed(config.seed, task.name, unit.name, method.label, start),
-        )
+        try:
+            scored = run_task(
+                models.generator,
+                models.tokenizer,
+                task.task,
+                samples,
+                steering=resolved.steering,
+                alpha=[factor for _, factor in chunk],
+                positions=resolved.positions,
+                prompts=texts,
+                batch_size=len(chunk),
+                temperature=task.temperature,
+                seed=_seed(config.seed, task.name, unit.name, method.label, start),
+            )
+        except MissingEndMarkerError as exc:
+            raise MissingEndMarkerError(
+                f"Method {method.label} on task {task.name}: {exc} In a bench recipe: set 'positions:' on the "
+                "method (e.g. prompt_and_generated_last: from the prompt's last token on, CAA's rule for a plain "
+                "prompt that ends at its answer cue, or generated)."
+            ) from exc
         share = (time.perf_counter() - began) / len(chunk)
         batch_records = [
             BenchRecord(

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from saesteer.errors import ConfigError, DataError
+from saesteer.errors import ConfigError, MissingEndMarkerError
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class AfterInstruction:
         missing = (last_end < 0) & valid.any(dim=1)
         if bool(missing.any()):
             rows = missing.nonzero().flatten().tolist()
-            raise DataError(
+            raise MissingEndMarkerError(
                 f"after_prompt found no end-of-instruction marker {[list(m) for m in markers]} in prompt "
                 f"row(s) {rows}, so it would steer nothing there. Fix: pass --end-marker TEXT naming the text "
                 "that ends the instruction in these prompts (positions=after_prompt(tokenizer, 'TEXT') in "

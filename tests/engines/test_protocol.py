@@ -16,6 +16,7 @@ from saesteer.cli.main import main
 from saesteer.data import sample_path
 from saesteer.engines.registry import method_names
 from saesteer.engines.training import train
+from saesteer.errors import MissingEndMarkerError
 from saesteer.runtime import steer
 from saesteer.store import Store
 from tests.conftest import chat_batch, store_with_sae
@@ -103,17 +104,20 @@ def test_method_through_every_verb(method: str, smollm2: Any, store: Store, tmp_
     assert main([*evaluate, "--limit", "2"]) == 0
     assert "steered" in capsys.readouterr().out
 
-    bench = BenchConfig.model_validate(
-        {
-            "model": MODEL,
-            "store": root,
-            "out": str(tmp_path / "bench"),
-            "name": "one-unit",
-            "tasks": [{"kind": "mmlu", "limit": 1}],
-            "methods": [{"kind": method, "artifact": "art", "factors": [1.0]}],
-        }
-    )
-    rows = run_bench(bench, progress=False).rows
+    spec: dict[str, Any] = {"kind": method, "artifact": "art", "factors": [1.0]}
+    bench_config = {
+        "model": MODEL,
+        "store": root,
+        "out": str(tmp_path / "bench"),
+        "name": "one-unit",
+        "tasks": [{"kind": "mmlu", "limit": 1}],
+        "methods": [spec],
+    }
+    if getattr(loaded, "positions", None) == "after_prompt":  # MMLU's plain prompt has no chat-turn marker
+        with pytest.raises(MissingEndMarkerError, match="set 'positions:' on the method"):
+            run_bench(BenchConfig.model_validate(bench_config), progress=False)
+        spec["positions"] = "prompt_and_generated_last"
+    rows = run_bench(BenchConfig.model_validate(bench_config), progress=False).rows
     assert any(row.method == method and row.n == 1 for row in rows)
 
     code = main(["vector", "export", "art", "--store", root, "--out", str(tmp_path / "art.safetensors")])
