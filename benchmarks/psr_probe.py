@@ -10,8 +10,9 @@ Reports, on held-out prompts:
     layer(s), next to the R^2 of the best constant vector (train-mean Delta, i.e. DiffMean on the span);
   - the fraction of span tokens whose gate ReLU(w.h + b) is exactly zero;
   - VADER sentiment (lexicon proxy) and the coherence proxy (mean token log-likelihood under the
-    unsteered model) of outputs: unsteered (greedy), prompted (the test triplets' y'), and PSR-steered (greedy) at the alpha the
-    binary search found on the dev prompts (target: the prompted answers' own coherence, TA@Cp-style).
+    unsteered model) of outputs: unsteered (greedy), prompted (the test triplets' y'), and PSR-steered
+    (greedy) at the alpha the binary search found on the dev prompts (target: the prompted answers' own
+    coherence, TA@Cp-style).
 Writes benchmarks/results/psr_probe[_TAG].{json,md}.
 
     .venv/bin/python benchmarks/psr_probe.py --prompts ../shared/data/alpaca_eval/instructions.json \
@@ -112,7 +113,8 @@ def markdown(report: dict) -> str:
         "",
         f"Trait instruction: *{TRAIT}* Base prompts: {report['prompts']}; {report['n_train']} train, "
         f"{report['n_dev']} dev (loss normalisation + alpha search), {report['n_test']} held-out test. "
-        f"Greedy y', {a['max_new_tokens']} new tokens; AdamW lr {a['lr']}, {a['epochs']} epochs, "
+        f"{'Greedy' if a.get('greedy') else 'Sampled (T = 1, seeded)'} y' under span {a.get('span', 'R')}, "
+        f"{a['max_new_tokens']} new tokens, no judge filter; AdamW lr {a['lr']}, {a['epochs']} epochs, "
         f"batch {a['batch_size']}, reg weight {a['reg_weight']}, "
         f"seed {a['seed']}. Total {report['seconds']:.0f} s on the 2-core CPU.",
         "",
