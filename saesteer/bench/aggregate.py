@@ -122,7 +122,7 @@ def leaderboard(
                         {r.sample_id + r.unit: (r.generation, _side_effect(r, metric)) for r in base},
                         {r.sample_id + r.unit: (r.generation, _side_effect(r, metric)) for r in chosen_records},
                     )
-                extra = {}
+                extra: dict[str, Any] = {}
                 if task == "axbench":
                     extra = {
                         k: statistics.fmean(r.scores.get(k, 0.0) for r in chosen_records)
