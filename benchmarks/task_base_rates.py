@@ -31,14 +31,14 @@ def main() -> None:
     mmlu = MMLUTask(args.mmlu)
     samples = mmlu.samples("test")[: args.mmlu_limit]
     records = run_task(model, tokenizer, mmlu, samples, batch_size=16, templated=mmlu.chat)
-    letters = Counter(r.generation.strip()[:1] for r in records)
+    answers = Counter(r.generation.strip() for r in records)  # what CorrSteer's scorer compares with the letter
     rows.append(
         {
             "task": "mmlu",
             "n": len(records),
             "reward_name": mmlu.reward_name,
             "rate": mean_reward(records),
-            "answers": dict(letters.most_common(6)),
+            "answers": dict(answers.most_common(6)),
         }
     )
     harm = HarmBenchTask(args.harmbench, categories=("standard",))
@@ -65,7 +65,7 @@ def main() -> None:
         "|---|---:|---|---:|---|",
     ]
     for row in rows:
-        notes = f"first letters: {row['answers']}" if "answers" in row else f"e.g. {row['example']!r}"
+        notes = f"answers (stripped): {row['answers']}" if "answers" in row else f"e.g. {row['example']!r}"
         lines.append(f"| {row['task']} | {row['n']} | {row['reward_name']} | {row['rate']:.3f} | {notes} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
