@@ -30,10 +30,12 @@ class TokenBatch:
         return (self.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
 
 
-def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """Token ids of the chat prompt for ``prompt`` (templated text already holds its special tokens)."""
+def prompt_ids(tokenizer: Any, prompt: str, system: str | None = None) -> list[int]:
+    """Token ids of the chat prompt for ``prompt`` after an optional ``system`` turn (templated text already
+    holds its special tokens)."""
     templated = has_chat_template(tokenizer)
-    return list(tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=not templated)["input_ids"])
+    text = chat_prompt(tokenizer, prompt, system=system)
+    return list(tokenizer(text, add_special_tokens=not templated)["input_ids"])
 
 
 def pad_id(tokenizer: Any) -> int:

@@ -24,8 +24,6 @@ from saesteer.eval.scorers import distinct_n
 
 RATINGS = ("concept", "instruction", "fluency")
 
-TEMPLATES = JUDGE_TEMPLATES  # AxBench's own judge templates (saesteer.eval.axbench_prompts)
-
 
 def parse_rating(text: str) -> float:
     """AxBench's reading of a judge answer: the text after the last "Rating:" up to the line end, brackets
@@ -73,7 +71,8 @@ def judge_prompts(item: JudgeItem) -> list[str]:
     """The concept, instruction and fluency requests for one generation, as AxBench's ``lm_judge.py`` fills
     its templates (the concept text, the raw instruction, the generation as the sentence fragment)."""
     return [
-        TEMPLATES[k].format(concept=item.concept, instruction=item.instruction, sentence=item.output) for k in RATINGS
+        JUDGE_TEMPLATES[k].format(concept=item.concept, instruction=item.instruction, sentence=item.output)
+        for k in RATINGS
     ]
 
 

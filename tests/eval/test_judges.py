@@ -6,9 +6,9 @@ import urllib.request
 import pytest
 
 from saesteer.bench.config import JudgeSpec
+from saesteer.eval.axbench_prompts import JUDGE_TEMPLATES
 from saesteer.eval.judges import (
     RATINGS,
-    TEMPLATES,
     JudgeError,
     JudgeItem,
     OpenAIJudge,
@@ -55,7 +55,7 @@ def test_harmonic_mean_is_zero_if_any_rating_is_zero(scores, expected):
 
 def test_templates_ask_for_the_parsable_rating_format():
     for kind in RATINGS:
-        prompt = TEMPLATES[kind].format(concept="c", instruction="i", sentence="o")
+        prompt = JUDGE_TEMPLATES[kind].format(concept="c", instruction="i", sentence="o")
         assert 'Provide your rating using this exact format: "Rating: [[score]]".' in " ".join(prompt.split())
 
 

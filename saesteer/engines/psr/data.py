@@ -23,7 +23,7 @@ from jinja2.exceptions import TemplateError
 from torch import Tensor
 
 from saesteer.data.chat import chat_prompt, has_chat_template
-from saesteer.data.examples import pack
+from saesteer.data.examples import pack, prompt_ids
 from saesteer.data.pairs import read_rows
 from saesteer.engines.psr.config import Span
 from saesteer.errors import ConfigError, DataError
@@ -69,12 +69,6 @@ class Triplet:
     response: str
     label: float = 1.0
     steered_system: str | None = None
-
-
-def chat_ids(tokenizer: Any, user: str, system: str | None = None) -> list[int]:
-    """Token ids of the chat prompt (optional system turn, then ``user``), as ``generate`` builds them."""
-    templated = has_chat_template(tokenizer)
-    return list(tokenizer(chat_prompt(tokenizer, user, system=system), add_special_tokens=not templated)["input_ids"])
 
 
 def _system_turns(tokenizer: Any) -> bool:
@@ -166,8 +160,8 @@ def _shared_tail(a: Sequence[int], b: Sequence[int]) -> int:
 
 def pair_batch(tokenizer: Any, triplets: Sequence[Triplet], *, steered: bool, span: Span = "R") -> PairBatch:
     """Tokenise chat(x) + y' (or chat(x') + y') with left padding; position ids follow the mask as in generate."""
-    base = [chat_ids(tokenizer, t.prompt) for t in triplets]
-    prompted = [chat_ids(tokenizer, t.steered_prompt, t.steered_system) for t in triplets]
+    base = [prompt_ids(tokenizer, t.prompt) for t in triplets]
+    prompted = [prompt_ids(tokenizer, t.steered_prompt, t.steered_system) for t in triplets]
     heads = prompted if steered else base
     batch = pack(tokenizer, heads, [list(t.response_ids) for t in triplets], left=True)
     shared = [1 if span == "R" else _shared_tail(a, b) for a, b in zip(base, prompted, strict=True)]
