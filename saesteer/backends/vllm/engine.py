@@ -25,6 +25,7 @@ from saesteer.backends.vllm.wire import (
     check_prompt,
     encode_entries,
     encode_intervention,
+    pack_payload,
 )
 from saesteer.data.chat import chat_prompt, encode, has_chat_template, instruction_end_markers
 from saesteer.errors import ConfigError, DataError, ModelNotFoundError
@@ -209,8 +210,11 @@ class VLLMModel:
         return entries
 
     def register(self, payloads: Mapping[str, Payload]) -> None:
+        """Register payloads on every worker, packed: with the engine core in its own process (vLLM's
+        default) utility-call arguments lose their tensor types on the way."""
         if payloads:
-            self.llm.collective_rpc("saesteer_register", args=(dict(payloads),))
+            packed = {key: pack_payload(payload) for key, payload in payloads.items()}
+            self.llm.collective_rpc("saesteer_register", args=(packed,))
             self._registered.update(payloads)
 
     def close(self) -> None:

@@ -158,3 +158,25 @@ def test_a_preempted_and_recomputed_request_keeps_its_positions(smollm2: Any) ->
         assert counts and sum(counts) > 0, [m.name for m in preemptions]
     finally:
         engine.close()
+
+
+@pytest.mark.own_engine
+def test_an_engine_core_in_its_own_process_receives_its_payloads_intact(
+    smollm2: Any, smollm2_sae: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vLLM's default runs the engine core in another process, where utility-call arguments arrive without tensor
+    types: registered vectors, directions and SAE weights must still build the same operators as in-process."""
+    from saesteer.backends.vllm import VLLMModel
+
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    engine = VLLMModel("smollm2-135m-instruct", max_model_len=256)
+    try:
+        vector = SteeringVector(direction(50, 8.0), layer=12, positions="after_prompt")
+        same(engine, smollm2, PROMPTS[:2], steering=vector, alpha=[1.0, 2.0])
+        same(engine, smollm2, PROMPTS[2:], steering=[Intervention(6, AblateDirection(direction(51)), "all")])
+        sae, _ = smollm2_sae
+        edit = [Intervention(8, SAEEdit(sae, [LatentEdit(int(sae.cfg.d_sae) // 3, "set", 40.0)]), "all")]
+        same(engine, smollm2, PROMPTS[:2], steering=edit)
+        assert engine.steered_tokens() > 0
+    finally:
+        engine.close()
