@@ -59,7 +59,7 @@ def end_marker_text(text: str | None) -> str | None:
 
 def apply_end_marker(model: Any, tokenizer: Any, text: str | None) -> None:
     """Make ``--end-marker`` the loaded model's after_prompt marker (either backend); None keeps the default."""
-    from saesteer.runtime.tracker import set_end_markers
+    from saesteer.models.end_markers import set_end_markers
 
     if text is not None:
         set_end_markers(model, tokenizer, end_marker_text(text))

@@ -16,10 +16,10 @@ from saesteer.data.chat import chat_prompt, has_chat_template
 from saesteer.data.examples import pad_rows
 from saesteer.data.pairs import ABItem, load_contrast_data
 from saesteer.errors import DataError
+from saesteer.models.end_markers import end_of_turn_markers
 from saesteer.models.layers import check_context
 from saesteer.runtime.positions import AfterInstruction, PositionPolicy, PromptInfo
 from saesteer.runtime.steer import steer
-from saesteer.runtime.tracker import end_of_turn_markers
 from saesteer.vectors import SteeringVector
 
 

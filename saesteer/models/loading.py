@@ -15,6 +15,7 @@ import torch
 
 from saesteer.errors import ModelNotFoundError
 from saesteer.models.bundled import BUNDLED
+from saesteer.models.end_markers import set_end_markers
 from saesteer.paths import cache_dir
 
 _MARKER = "saesteer_source.json"
@@ -28,7 +29,7 @@ def load_model(
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Return ``(model, tokenizer)`` in eval mode, tokenizer left-padded with a pad token, and the model's
-    after_prompt markers set from the tokenizer (``runtime.tracker.set_end_markers``).
+    after_prompt markers set from the tokenizer (``models.end_markers.set_end_markers``).
 
     ``name_or_path`` is a bundled alias (``smollm2-135m-instruct``, ``gemma3-270m``), a ``.gguf`` file
     (converted once to a cached HF directory keyed by the file's sha256), a local HF directory, or a
@@ -48,8 +49,6 @@ def load_model(
         ) from exc
     prepare_tokenizer(tokenizer)
     setattr(model, "saesteer_model_id", str(name_or_path))  # noqa: B010 (nn.Module attribute)
-    from saesteer.runtime.tracker import set_end_markers
-
     set_end_markers(model, tokenizer)  # after_prompt starts at the chat template's generation prompt
     if device is not None:
         model.to(device)

@@ -48,7 +48,7 @@ class AfterInstruction:
 
     CAA (``find_instruction_end_postion`` + ``add_vector_from_position``) finds the last occurrence of the
     marker's token ids (``[/INST]``) and steers every position >= the marker's last token. ``end_markers`` are
-    token-id sequences (default: the model's, see ``runtime.tracker.end_of_turn_markers``: the chat
+    token-id sequences (default: the model's, see ``models.end_markers.end_of_turn_markers``: the chat
     template's generation prompt, e.g. ``<|im_start|>assistant\\n``); the instruction ends at the last
     occurrence of any of them. A prompt row with no marker is a DataError, never silently left unsteered.
     """

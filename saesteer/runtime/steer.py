@@ -10,6 +10,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from saesteer.errors import ConfigError, VectorError
+from saesteer.models.end_markers import end_of_turn_markers
 from saesteer.models.layers import check_layer_index, context_length, decoder_layers, hidden_size, sublayers
 from saesteer.runtime.capture import add_reader
 from saesteer.runtime.conditions import Condition, check_conditions
@@ -17,7 +18,7 @@ from saesteer.runtime.hooks import hidden_of, with_hidden
 from saesteer.runtime.intervention import HookPoint, Intervention
 from saesteer.runtime.operators import AddVector, as_vectors
 from saesteer.runtime.positions import PositionPolicy
-from saesteer.runtime.tracker import StepTracker, decoder_owner, end_of_turn_markers
+from saesteer.runtime.tracker import StepTracker, decoder_owner
 
 Steerable = Tensor | Sequence[Tensor] | Intervention | Sequence[Intervention] | Any
 

@@ -91,8 +91,8 @@ def test_an_unknown_backend_and_a_missing_vllm_are_errors_with_a_fix() -> None:
 def test_hf_and_vllm_default_markers_and_steered_positions_are_the_same(smollm2) -> None:
     from saesteer.backends.vllm.engine import describe_model, plan_steering
     from saesteer.data.chat import chat_prompt
+    from saesteer.models.end_markers import end_of_turn_markers, set_end_markers
     from saesteer.runtime.positions import PromptInfo
-    from saesteer.runtime.tracker import end_of_turn_markers, set_end_markers
 
     model, tokenizer = smollm2
     served = describe_model("smollm2-135m-instruct")

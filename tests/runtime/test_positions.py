@@ -7,6 +7,7 @@ import torch
 
 from saesteer.data.chat import chat_prompt, instruction_end_markers
 from saesteer.errors import ConfigError, DataError
+from saesteer.models.end_markers import end_of_turn_markers, set_end_markers
 from saesteer.runtime import Intervention, steer
 from saesteer.runtime.positions import (
     AfterInstruction,
@@ -18,7 +19,6 @@ from saesteer.runtime.positions import (
     after_prompt,
     parse_positions,
 )
-from saesteer.runtime.tracker import end_of_turn_markers, set_end_markers
 from tests.conftest import chat_batch
 
 

@@ -75,7 +75,7 @@ class ModelShape:
 class ServedModel:
     """A model as the vLLM side needs it: where it lives, its tokenizer and configs, its shape, its eos ids and
     after_prompt's default markers (both by the HF path's own rules: ``eos_ids``, and ``instruction_end_markers``
-    as ``load_model`` sets them; ``runtime.tracker.set_end_markers`` changes an engine's ``end_markers``)."""
+    as ``load_model`` sets them; ``models.end_markers.set_end_markers`` changes an engine's ``end_markers``)."""
 
     source: str
     tokenizer: Any

@@ -229,7 +229,7 @@ def _unpack(value: Any) -> Any:
 
 
 def prepare_payload(payload: Payload) -> Payload:
-    """The worker side, once per key: unpack a packed payload (``pack_payload``; tensors pass as they are) and
+    """The worker side, once per key: unpack a payload packed by ``pack_payload`` and
     rebuild an SAE edit's sae-lens SAE from its config and weights."""
     payload = _unpack(payload)
     if payload["op"] != "sae_edit":
